@@ -1,0 +1,176 @@
+"""``Bridge``: the library API the host (and the CLI, and the HTTP server) calls. Everything goes through the
+one resolver, fed by the discovery cache in the state dir.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
+from .discovery import ProviderReport, discover, static_report
+from .errors import RegistryError
+from .kinds import ProviderKind
+from .opencode import build_config, provider_entry, write_config
+from .plugins import Hooks, get_plugin_manager
+from .registry import Provider, Registry, find_registry
+from .routing import Resolver, Route
+from .state import DiscoveryCache, default_state_dir
+
+DEFAULT_TTL_S = 30.0
+TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"
+OPENCODE_CONFIG_FILE = "opencode.json"
+
+
+class Bridge:
+    """The fleet as the host sees it. Build with :meth:`load`; no network until something needs host data."""
+
+    def __init__(self, registry: Registry, state_dir: Path, hooks: Hooks, kinds: dict[str, ProviderKind],
+                 env: Mapping[str, str], ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.registry, self.state_dir, self.hooks, self.kinds, self.env = registry, state_dir, hooks, kinds, env
+        self.ttl_s = ttl_s
+        self.cache = DiscoveryCache(state_dir)
+        self._resolver: Resolver | None = None
+
+    @classmethod
+    def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
+             state_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
+             plugin_manager: pluggy.PluginManager | None = None) -> Bridge:
+        """Read the registry (``registry`` path, else ``$BOOCODER_BRIDGE_REGISTRY``, else the legacy env) and
+        load plugins. No network."""
+        env = os.environ if env is None else env
+        hooks = Hooks(plugin_manager or get_plugin_manager())
+        kinds: dict[str, ProviderKind] = {}
+        hooks.each("register_provider_kinds", register=lambda kind: kinds.__setitem__(kind.name, kind))
+        if isinstance(registry, Registry):
+            unknown = sorted({p.kind for p in registry.providers.values()} - set(kinds))
+            if unknown:
+                raise RegistryError(registry.source, "$.providers", f"unknown provider kind {unknown[0]!r}",
+                                    "use one of: " + ", ".join(sorted(kinds)))
+        else:
+            registry = find_registry(registry, env, known_kinds=kinds)
+        ttl = float(env.get(TTL_ENV) or DEFAULT_TTL_S)
+        folder = Path(state_dir) if state_dir else default_state_dir(env)
+        return cls(registry, folder, hooks, kinds, env, ttl)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Plugin failures and ignored files, for the host to log or show."""
+        return self.hooks.warnings + ([self.cache.problem] if self.cache.problem else [])
+
+    # --- host data --------------------------------------------------------------------------------
+
+    def reports(self, refresh: bool = False) -> dict[str, ProviderReport]:
+        """Each provider's status and models: fresh cache (TTL) unless ``refresh``, the rest asked concurrently."""
+        out: dict[str, ProviderReport] = {}
+        ask: list[str] = []
+        for pid, provider in self.registry.providers.items():
+            if not (provider.discover and provider.enabled(self.env)):
+                out[pid] = static_report(provider, self.env)
+            elif not refresh and (cached := self.cache.fresh(provider, self.ttl_s)) is not None:
+                out[pid] = cached
+            else:
+                ask.append(pid)
+        if ask:
+            found = discover(self.registry, self._lister, only=ask, env=self.env)
+            self.cache.store(self.registry.providers, found)
+            out.update(found)
+            self._resolver = None
+        return {pid: out[pid] for pid in self.registry.providers}
+
+    def _lister(self, provider: Provider) -> Any:
+        return self.kinds[provider.kind].list_models
+
+    def _last_known(self, provider: Provider, report: ProviderReport) -> ProviderReport:
+        if report.status in AVAILABLE:
+            return report
+        return self.cache.last_good(provider) or report
+
+    def known_reports(self) -> dict[str, ProviderReport]:
+        """The last known answer of each provider, from the cache, asking only hosts never seen before."""
+        out: dict[str, ProviderReport] = {}
+        unseen: list[str] = []
+        for pid, provider in self.registry.providers.items():
+            if not (provider.discover and provider.enabled(self.env)):
+                out[pid] = static_report(provider, self.env)
+            elif (entry := self.cache.entry(provider)) is not None:
+                out[pid] = self._last_known(provider, entry.latest)
+            else:
+                unseen.append(pid)
+        if unseen:
+            found = discover(self.registry, self._lister, only=unseen, env=self.env)
+            self.cache.store(self.registry.providers, found)
+            out.update(found)
+        return out
+
+    # --- the resolver -----------------------------------------------------------------------------
+
+    @property
+    def resolver(self) -> Resolver:
+        if self._resolver is None:
+            self._resolver = Resolver(self.registry, self.known_reports(), self._context_hook, self.env)
+        return self._resolver
+
+    def _context_hook(self, provider: Provider, model: str) -> int | None:
+        value = self.hooks.first("context_window", provider=provider, model=model)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
+        return self.resolver.resolve(model_id, purpose)
+
+    def context_window(self, model_id: str) -> int | None:
+        """The context window the host should budget for, or None when nobody knows (never a guess)."""
+        return self.resolve(model_id, "context").context_window
+
+    # --- catalog and opencode config --------------------------------------------------------------
+
+    def catalog(self, refresh: bool = False, favorites: list[str] | None = None) -> Catalog:
+        reports = self.reports(refresh)
+        return build_catalog(self.registry, reports, self.resolver, favorites or [])
+
+    def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
+        """The opencode config and the providers whose models are stale (last known, not live)."""
+        now = time.time()
+        entries, stale = [], []
+        reports = self.cached_reports() if offline else self.reports()
+        for pid, provider in self.registry.providers.items():
+            if not provider.enabled(self.env):
+                continue
+            report = reports[pid]
+            used = self._last_known(provider, report)
+            if provider.discover and (used is not report or now - used.fetched_at > self.ttl_s or
+                                      used.status not in AVAILABLE):
+                stale.append(pid)
+            models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(used)]
+            entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
+        config = build_config(entries, self._adjust_entry)
+        return config, stale
+
+    def cached_reports(self) -> dict[str, ProviderReport]:
+        """What the cache holds, without any network (providers never seen have an error report)."""
+        out = {}
+        for pid, provider in self.registry.providers.items():
+            entry = self.cache.entry(provider) if provider.discover and provider.enabled(self.env) else None
+            if entry is not None:
+                out[pid] = entry.latest
+            elif provider.discover and provider.enabled(self.env):
+                out[pid] = ProviderReport(provider=pid, status="error", error="never discovered (no cache)")
+            else:
+                out[pid] = static_report(provider, self.env)
+        return out
+
+    def _adjust_entry(self, provider: Provider, entry: dict[str, Any]) -> dict[str, Any]:
+        return self.hooks.chain("opencode_provider_entry", "entry", entry, provider=provider)
+
+    def write_opencode_config(self, path: str | os.PathLike[str] | None = None,
+                              offline: bool = False) -> tuple[Path, list[str]]:
+        """Write the config atomically (default: ``opencode.json`` in the state dir)."""
+        target = Path(path) if path else self.state_dir / OPENCODE_CONFIG_FILE
+        config, stale = self.opencode_config(offline)
+        write_config(target, config)
+        return target, stale

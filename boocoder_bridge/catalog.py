@@ -1,0 +1,98 @@
+"""The picker's data: a Favorites section first, then one group per provider.
+
+A favorite shows while its provider is up and lists the model; otherwise it is hidden (never deleted) and
+comes back by itself. Context windows come from the same resolver dispatch uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel
+
+from .discovery import HostModel, ProviderReport, Status
+from .registry import Registry
+from .routing import Resolver
+
+AVAILABLE = ("online", "static")
+
+
+class CatalogModel(BaseModel):
+    id: str
+    provider: str
+    model: str
+    name: str
+    context_window: int | None
+    favorite: bool
+
+
+class CatalogGroup(BaseModel):
+    id: str
+    label: str
+    kind: str
+    status: Status
+    error: str | None
+    models: list[CatalogModel]
+
+
+class Catalog(BaseModel):
+    """The ``models --json`` contract (``schemas/models.schema.json``)."""
+
+    favorites: list[CatalogModel]
+    providers: list[CatalogGroup]
+
+    def render_text(self, width: int = 80) -> str:
+        lines = ["Favorites"]
+        lines += [_line(m, width, with_provider=True) for m in self.favorites] or ["  (none)"]
+        for group in self.providers:
+            title = f"{group.label} [{group.id}, {group.kind}]: {group.status}"
+            lines += ["", title[:width]]
+            if group.error:
+                lines.append(_fit(f"  ! {group.error}", width))
+            lines += [_line(m, width) for m in group.models]
+            if not group.models and group.status in AVAILABLE:
+                lines.append("  (no models)")
+        return "\n".join(lines) + "\n"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _line(model: CatalogModel, width: int, with_provider: bool = False) -> str:
+    star = "*" if model.favorite else " "
+    context = f"{model.context_window // 1024}k ctx" if model.context_window else "ctx ?"
+    label = model.id if with_provider else model.model
+    if model.name not in (model.model, model.id):
+        label += f" ({model.name})"
+    room = width - len(context) - 5
+    return f" {star} {_fit(label, room):<{room}} {context}"
+
+
+def listed_models(report: ProviderReport) -> list[HostModel]:
+    """What a picker offers from one report: not aliases (they stay requestable), nothing from a dead host."""
+    if report.status not in AVAILABLE:
+        return []
+    return [m for m in report.models if m.type != "alias"]
+
+
+def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], resolver: Resolver,
+                  favorites: Iterable[str], kinds: Mapping[str, object] | None = None) -> Catalog:
+    favorite_ids = list(dict.fromkeys(favorites))
+    wanted = set(favorite_ids)
+    groups: list[CatalogGroup] = []
+    by_id: dict[str, CatalogModel] = {}
+    for pid, provider in registry.providers.items():
+        report = reports[pid]
+        entries = []
+        for host_model in listed_models(report):
+            facts = resolver.facts(provider, host_model.id)
+            composite = f"{pid}/{host_model.id}"
+            entry = CatalogModel(id=composite, provider=pid, model=host_model.id, name=facts.name,
+                                 context_window=facts.context_window, favorite=composite in wanted)
+            entries.append(entry)
+            by_id[composite] = entry
+        groups.append(CatalogGroup(id=pid, label=provider.display_name, kind=provider.kind,
+                                   status=report.status, error=report.error, models=entries))
+    visible = [by_id[f] for f in favorite_ids if f in by_id]
+    return Catalog(favorites=visible, providers=groups)

@@ -1,0 +1,156 @@
+"""``boocoder-bridge``: a thin command line over :class:`boocoder_bridge.Bridge`.
+
+Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabled or offline;
+4 state dir unreadable or unwritable; 5 a plugin refused; 6 opencode not found; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .bridge import Bridge
+from .errors import BridgeError, RegistryError
+from .routing import PURPOSES
+
+PROG = "boocoder-bridge"
+Command = Callable[[argparse.Namespace], int]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _warn(bridge: Bridge) -> None:
+    for message in bridge.warnings:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _bridge(args: argparse.Namespace) -> Bridge:
+    return Bridge.load(args.registry, args.state_dir)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        bridge = _bridge(args)
+    except RegistryError as exc:
+        for problem in [exc, *exc.others]:
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
+    registry = bridge.registry
+    print(f"ok: {registry.source}: {len(registry.providers)} providers ({', '.join(registry.providers)}), "
+          f"default {registry.default_provider}")
+    return 0
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    bridge = _bridge(args)
+    reports = bridge.reports(refresh=args.refresh)
+    rows = []
+    for pid, provider in bridge.registry.providers.items():
+        report = reports[pid]
+        rows.append({
+            "id": pid, "label": provider.display_name, "kind": provider.kind, "base_url": provider.base_url,
+            "route_base_url": provider.route_base, "via_sidecar": provider.sidecar_url is not None,
+            "enabled": provider.enabled(bridge.env), "default": pid == bridge.registry.default_provider,
+            "status": report.status, "error": report.error, "model_count": len(report.models),
+        })
+    if args.json:
+        _print_json({"providers": rows})
+    else:
+        for row in rows:
+            mark = "*" if row["default"] else " "
+            line = f"{mark} {row['id']:<16} {row['kind']:<18} {row['status']:<8} {row['model_count']:>4} models  "
+            print(line + row["base_url"] + (f"  (via sidecar {row['route_base_url']})" if row["via_sidecar"] else ""))
+            if row["error"]:
+                print(f"    ! {row['error']}")
+    _warn(bridge)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    bridge = _bridge(args)
+    catalog = bridge.catalog(refresh=args.refresh)
+    if args.json:
+        _print_json(catalog.model_dump())
+    else:
+        sys.stdout.write(catalog.render_text())
+    _warn(bridge)
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    bridge = _bridge(args)
+    route = bridge.resolve(args.id, args.purpose)
+    if args.json:
+        _print_json(route.as_json())
+    else:
+        for key, value in route.as_json().items():
+            print(f"{key}: {'unknown' if value is None else value}")
+    _warn(bridge)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .opencode import render
+
+    bridge = _bridge(args)
+    if args.out:
+        path, stale = bridge.write_opencode_config(args.out, offline=args.offline)
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        config, stale = bridge.opencode_config(offline=args.offline)
+        sys.stdout.write(render(config))
+    if stale:
+        print(f"{PROG}: warning: last known (stale) models used for: {', '.join(stale)}", file=sys.stderr)
+    _warn(bridge)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Use a fleet of model servers from BooCoder/BooChat.")
+    parser.add_argument("--registry", metavar="FILE", help="provider registry (default: $BOOCODER_BRIDGE_REGISTRY, "
+                                                           "else the legacy LLAMA_SWAP_URL environment)")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="where cache, favorites and generated config live "
+                             "(default: $BOOCODER_BRIDGE_STATE_DIR, else the user data dir)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("validate", cmd_validate, "check the registry; exit 0, or 2 with the errors")
+    providers = add("providers", cmd_providers, "each provider: kind, base_url, enabled, live status")
+    providers.add_argument("--json", action="store_true")
+    providers.add_argument("--refresh", action="store_true", help="ask the hosts even if the cache is fresh")
+    models = add("models", cmd_models, "the catalog: Favorites, then each provider's models")
+    models.add_argument("--json", action="store_true")
+    models.add_argument("--refresh", action="store_true", help="ask the hosts even if the cache is fresh")
+    resolve = add("resolve", cmd_resolve, "where a model ID goes, and its context window")
+    resolve.add_argument("id", metavar="ID")
+    resolve.add_argument("--purpose", default="dispatch", choices=PURPOSES)
+    resolve.add_argument("--json", action="store_true")
+    generate = add("generate", cmd_generate, "opencode config JSON (stdout without --out)")
+    generate.add_argument("--out", metavar="FILE", help="write atomically to FILE")
+    generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BridgeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The provider registry: a JSON file checked by ``schemas/providers.schema.json``, parsed into pydantic models.
+
+Without a registry file the legacy environment (``LLAMA_SWAP_URL``, ``DEEPSEEK_API_KEY``) is turned into one,
+so installs that predate the bridge keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+
+from . import jsonschemas
+from .errors import ModelIdError, RegistryError
+from .ids import ModelRef, check_id_text, split_composite
+
+SCHEMA = "providers.schema.json"
+REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"
+LEGACY_URL_ENV = "LLAMA_SWAP_URL"
+LEGACY_NAMESPACE = "llama-swap"  # what the host prefixed local models with before the bridge
+_SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
+
+
+class ModelSettings(BaseModel):
+    """``providers.<p>.models.<m>``: a static model, or overrides for a discovered one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    context_window: PositiveInt | None = None
+    max_output: PositiveInt | None = None
+    upstream_id: str | None = None
+
+
+class Provider(BaseModel):
+    """One model server. ``id`` is the key it has in ``providers``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: str
+    base_url: str
+    sidecar_url: str | None = None
+    label: str | None = None
+    api_key_env: str | None = None
+    enabled_if_env: str | None = None
+    discover: bool = True
+    timeout_s: float = Field(default=2.0, gt=0, le=600)
+    bare_ids: tuple[str, ...] = ()
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.id
+
+    @property
+    def discovery_base(self) -> str:
+        """Discovery and metadata requests always go to the host itself, never to the sidecar."""
+        return self.base_url + "/v1"
+
+    @property
+    def route_base(self) -> str:
+        """Where model requests go: the sidecar exactly when this provider has one."""
+        return (self.sidecar_url or self.base_url) + "/v1"
+
+    def enabled(self, env: Mapping[str, str] | None = None) -> bool:
+        if self.enabled_if_env is None:
+            return True
+        return bool((os.environ if env is None else env).get(self.enabled_if_env))
+
+    def disabled_reason(self) -> str:
+        return f"provider {self.id} is disabled: set {self.enabled_if_env} to enable it"
+
+
+class Registry(BaseModel):
+    """The fleet. Parse model IDs with :meth:`parse_model_id` so legacy bare IDs keep resolving."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_provider: str
+    providers: dict[str, Provider]
+    _source: str = PrivateAttr(default="<registry>")
+    _bare_owner: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def model_post_init(self, _context: Any) -> None:
+        self._bare_owner = {bare: p.id for p in self.providers.values() for bare in p.bare_ids}
+
+    def provider(self, provider_id: str) -> Provider:
+        try:
+            return self.providers[provider_id]
+        except KeyError:
+            known = ", ".join(sorted(self.providers))
+            raise ModelIdError(f"unknown provider {provider_id!r}; registered: {known}") from None
+
+    def parse_model_id(self, text: str) -> tuple[ModelRef, bool]:
+        """Return ``(ref, legacy)``. A first segment that is no registered provider makes a legacy bare ID."""
+        head, rest = split_composite(text)
+        if head in self.providers:
+            return ModelRef(head, rest), False
+        if head == LEGACY_NAMESPACE:
+            return ModelRef(self.default_provider, rest), True
+        owner = self._bare_owner.get(text, self.default_provider)
+        return ModelRef(owner, text), True
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def load_registry(path: str | os.PathLike[str], known_kinds: Iterable[str] | None = None) -> Registry:
+    """Read, schema-check and parse a registry file. Raises :class:`RegistryError` naming file and JSON path."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError(source, "$", "file not found", "pass --registry FILE or set " + REGISTRY_ENV) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(source, "$", f"cannot read the file ({exc.__class__.__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(
+            source, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
+        ) from None
+    return registry_from_data(data, source, known_kinds)
+
+
+def registry_from_data(data: Any, source: str = "<registry>", known_kinds: Iterable[str] | None = None) -> Registry:
+    problems = [p for error in jsonschemas.errors(SCHEMA, data) for p in _explain(error, source)]
+    if not problems:
+        problems = _semantic_problems(data, source, known_kinds)
+    if problems:
+        first = problems[0]
+        first.others = problems[1:]
+        raise first
+    providers = {pid: _provider(pid, body) for pid, body in data["providers"].items()}
+    registry = Registry(default_provider=data["default_provider"], providers=providers)
+    registry._source = source
+    return registry
+
+
+def _provider(provider_id: str, body: Mapping[str, Any]) -> Provider:
+    fields = dict(body)
+    for key in ("base_url", "sidecar_url"):
+        if key in fields:
+            fields[key] = fields[key].rstrip("/")
+    return Provider(id=provider_id, **fields)
+
+
+def registry_from_env(env: Mapping[str, str] | None = None) -> Registry:
+    """The registry a pre-bridge install implies: ``LLAMA_SWAP_URL`` as provider ``local``, plus DeepSeek."""
+    env = os.environ if env is None else env
+    url = env.get(LEGACY_URL_ENV, "").strip()
+    if not url:
+        raise RegistryError(
+            "<environment>",
+            "$",
+            f"no registry given and {LEGACY_URL_ENV} is not set",
+            f"pass --registry FILE, set {REGISTRY_ENV}, or set {LEGACY_URL_ENV}",
+        )
+    url = url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    data: dict[str, Any] = {
+        "default_provider": "local",
+        "providers": {"local": {"kind": "llama-swap", "base_url": url, "label": "llama-swap"}},
+    }
+    if env.get("DEEPSEEK_API_KEY"):
+        data["providers"]["deepseek"] = DEEPSEEK_PROVIDER
+    return registry_from_data(data, f"<environment {LEGACY_URL_ENV}>")
+
+
+DEEPSEEK_PROVIDER: dict[str, Any] = {
+    "kind": "openai-compatible",
+    "base_url": "https://api.deepseek.com",
+    "label": "DeepSeek",
+    "api_key_env": "DEEPSEEK_API_KEY",
+    "enabled_if_env": "DEEPSEEK_API_KEY",
+    "discover": False,
+    "bare_ids": ["deepseek-chat", "deepseek-reasoner"],
+    "models": {"deepseek-chat": {"context_window": 131072, "max_output": 8192}},
+}
+
+
+def find_registry(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None,
+                  known_kinds: Iterable[str] | None = None) -> Registry:
+    """``--registry FILE``, else ``$BOOCODER_BRIDGE_REGISTRY``, else the legacy environment."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(REGISTRY_ENV)
+    if chosen:
+        return load_registry(chosen, known_kinds)
+    return registry_from_env(env)
+
+
+# --- error messages ----------------------------------------------------------------------------------
+
+
+def _explain(error: Any, source: str) -> list[RegistryError]:
+    """Turn a jsonschema error into file + JSON path + fix (one per offending key)."""
+    path = list(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    pattern = schema.get("pattern", "")
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        return [_unknown_key(source, [*path, key], key, allowed) for key in sorted(error.instance)
+                if key not in allowed]
+    if "propertyNames" in error.relative_schema_path:
+        path = [*path, str(error.instance)]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return [RegistryError(source, jsonschemas.json_path(path), f"missing key {missing!r}", f"add {missing!r}")]
+    if error.validator == "pattern" and pattern.startswith("^[a-z0-9]"):
+        fix = "use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (no '/')"
+        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not a valid ID", fix)]
+    if error.validator == "pattern" and "https?" in pattern:
+        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not an http(s) URL",
+                              "use http://HOST:PORT or https://HOST, without query or fragment")]
+    if error.validator == "pattern" and "A-Za-z_" in pattern:
+        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not an env var name",
+                              "give the NAME of an environment variable, e.g. DEEPSEEK_API_KEY")]
+    message = error.message if len(error.message) < 200 else error.message[:197] + "..."
+    return [RegistryError(source, jsonschemas.json_path(path), message, schema.get("description", ""))]
+
+
+def _unknown_key(source: str, path: list[Any], key: str, allowed: list[str]) -> RegistryError:
+    if key.lower().replace("-", "_") in _SECRET_KEYS:
+        fix = "the registry never holds a secret: put it in an environment variable and name that in api_key_env"
+        return RegistryError(source, jsonschemas.json_path(path), "secrets are not allowed here", fix)
+    guess = difflib.get_close_matches(key, allowed, n=1)
+    fix = f"did you mean {guess[0]!r}?" if guess else "remove it; allowed keys: " + ", ".join(allowed)
+    return RegistryError(source, jsonschemas.json_path(path), f"unknown key {key!r}", fix)
+
+
+def _semantic_problems(data: dict[str, Any], source: str, known_kinds: Iterable[str] | None) -> list[RegistryError]:
+    """Rules JSON Schema cannot say: cross-references and uniqueness."""
+    problems: list[RegistryError] = []
+    providers: dict[str, Any] = data["providers"]
+    if data["default_provider"] not in providers:
+        problems.append(RegistryError(source, "$.default_provider",
+                                      f"{data['default_provider']!r} is not a provider in this registry",
+                                      "name one of: " + ", ".join(sorted(providers))))
+    kinds = sorted(known_kinds) if known_kinds is not None else None
+    owners: dict[str, str] = {}
+    for pid, body in providers.items():
+        if kinds is not None and body["kind"] not in kinds:
+            problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, "kind"]),
+                                          f"unknown provider kind {body['kind']!r}",
+                                          "use one of: " + ", ".join(kinds) + " (or install the plugin that adds it)"))
+        for key in ("base_url", "sidecar_url"):
+            if str(body.get(key, "")).rstrip("/").endswith("/v1"):
+                problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
+                                              "ends in /v1", "drop the /v1: the bridge adds it"))
+        for i, bare in enumerate(body.get("bare_ids", [])):
+            where = jsonschemas.json_path(["providers", pid, "bare_ids", i])
+            try:
+                check_id_text(bare)
+                head, _ = split_composite(bare)
+            except ModelIdError as exc:
+                problems.append(RegistryError(source, where, str(exc), "fix or remove this bare ID"))
+                continue
+            if head in providers:
+                problems.append(RegistryError(source, where, f"{bare!r} starts with provider {head!r}, so it "
+                                              "is never read as a bare ID", "remove it"))
+            elif bare in owners:
+                problems.append(RegistryError(source, where, f"{bare!r} is already claimed by provider "
+                                              f"{owners[bare]!r}", "a bare ID may belong to one provider only"))
+            owners.setdefault(bare, pid)
+    return problems

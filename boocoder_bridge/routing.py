@@ -1,0 +1,110 @@
+"""The one resolver. Dispatch, arena, compaction, task-model selection and context lookup all call
+:meth:`Resolver.resolve`, so they always agree on provider, model, host and context window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .discovery import HostModel, ProviderReport
+from .errors import ModelIdError, ProviderUnavailableError
+from .registry import Provider, Registry
+
+PURPOSES = ("dispatch", "arena", "compaction", "task", "context")
+_MEMO_LIMIT = 8192
+ContextHook = Callable[[Provider, str], int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where requests for one model go. ``base_url`` includes ``/v1``; ``id`` is the composite form."""
+
+    id: str
+    provider: str
+    model: str
+    legacy: bool
+    base_url: str
+    via_sidecar: bool
+    upstream_model: str
+    api_key_env: str | None
+    context_window: int | None
+    max_output: int | None
+    opencode_model: str
+    purpose: str = "dispatch"
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``resolve --json`` contract (``schemas/resolve.schema.json``)."""
+        out = asdict(self)
+        del out["purpose"]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What is known about one model, from the registry first and the host second."""
+
+    name: str
+    upstream_model: str
+    context_window: int | None
+    max_output: int | None
+
+
+class Resolver:
+    """Resolves IDs against the registry plus the last known host answers. Pure and memoised: no network."""
+
+    def __init__(self, registry: Registry, reports: Mapping[str, ProviderReport],
+                 context_hook: ContextHook | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.registry = registry
+        self.context_hook = context_hook
+        self.env = os.environ if env is None else env
+        self._hosts: dict[tuple[str, str], HostModel] = {
+            (pid, m.id): m for pid, report in reports.items() for m in report.models
+        }
+        self._memo: dict[tuple[str, str], Route] = {}
+
+    def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
+        key = (model_id, purpose)
+        route = self._memo.get(key)
+        if route is None:
+            route = self._resolve(model_id, purpose)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = route
+        return route
+
+    def _resolve(self, model_id: str, purpose: str) -> Route:
+        if purpose not in PURPOSES:
+            raise ModelIdError(f"unknown purpose {purpose!r}; use one of: {', '.join(PURPOSES)}")
+        ref, legacy = self.registry.parse_model_id(model_id)
+        provider = self.registry.providers[ref.provider]
+        if not provider.enabled(self.env):
+            raise ProviderUnavailableError(f"{model_id}: {provider.disabled_reason()}")
+        facts = self.facts(provider, ref.model)
+        composite = f"{ref.provider}/{ref.model}"
+        return Route(
+            id=composite, provider=ref.provider, model=ref.model, legacy=legacy,
+            base_url=provider.route_base, via_sidecar=provider.sidecar_url is not None,
+            upstream_model=facts.upstream_model, api_key_env=provider.api_key_env,
+            context_window=facts.context_window, max_output=facts.max_output,
+            opencode_model=composite, purpose=purpose,
+        )
+
+    def facts(self, provider: Provider, model: str) -> ModelFacts:
+        """Registry override, then the host's declared (or live /props) value, then plugins, else unknown."""
+        configured = provider.models.get(model)
+        host = self._hosts.get((provider.id, model))
+        target = self._hosts.get((provider.id, host.alias_of)) if host and host.alias_of else None
+        context = configured.context_window if configured else None
+        output = configured.max_output if configured else None
+        for known in (host, target):
+            if known is not None:
+                context = context or known.context_window
+                output = output or known.max_output
+        if context is None and self.context_hook is not None:
+            context = self.context_hook(provider, model)
+        name = (configured and configured.name) or (host and host.name) or model
+        upstream = (configured and configured.upstream_id) or model
+        return ModelFacts(name=name, upstream_model=upstream, context_window=context, max_output=output)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boocoder_bridge import cli
+from tests.fakehost import FakeHost
+
+ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY", "BOOCODER_BRIDGE_CACHE_TTL",
+                "BOOCODER_BRIDGE_TOKEN", "BOOCODER_BRIDGE_OPENCODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own state dir and none of the user's registry or keys."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("BOOCODER_BRIDGE_STATE_DIR", str(state))
+    for name in ISOLATED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return state
+
+
+@pytest.fixture
+def hosts() -> Iterator[Callable[..., FakeHost]]:
+    started: list[FakeHost] = []
+
+    def start(**kwargs: Any) -> FakeHost:
+        host = FakeHost(**kwargs).start()
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def write_registry(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    def write(data: dict[str, Any], name: str = "fleet.json") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(data, indent=2))
+        return path
+
+    return write
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """The CLI in-process, as ``main(argv)`` with its exit code and output."""
+
+    def run(*argv: str) -> Result:
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_process(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
+    """The CLI as a real process (for exit codes and 'no traceback' checks)."""
+    done = subprocess.run([sys.executable, "-m", "boocoder_bridge", *argv], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
