@@ -47,7 +47,7 @@ class Recorded:
     body: Any
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeHost:
     name: str = "host"
     models_body: Any = field(default_factory=lambda: llama_swap_body("llama-3.2-3b"))

@@ -1,0 +1,149 @@
+"""Discovery over real HTTP against llama-swap-like servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from boocoder_bridge.discovery import HostError, parse_model_list
+from boocoder_bridge.kinds import LLAMA_SWAP, OPENAI_COMPATIBLE
+from boocoder_bridge.registry import registry_from_data
+from tests.fakehost import RESPONSES, llama_swap_body
+
+
+def fixture(name: str) -> dict:
+    return json.loads((RESPONSES / name).read_text())
+
+
+def fleet(**providers: dict) -> object:
+    return registry_from_data({"default_provider": next(iter(providers)), "providers": providers})
+
+
+def kinds(provider):
+    return {"llama-swap": LLAMA_SWAP, "openai-compatible": OPENAI_COMPATIBLE}[provider.kind].list_models
+
+
+def run(registry, env=None):
+    from boocoder_bridge.discovery import discover
+
+    return discover(registry, kinds, env=env or {})
+
+
+@pytest.mark.parametrize("name", [
+    "example-v1-models-minimal.json", "example-v1-models-metadata.json",
+    "example-v1-models-aliases-peers.json", "example-v1-models-legacy-v179-v217.json",
+])
+def test_every_llama_swap_shape_is_read(hosts, name: str) -> None:
+    body = fixture(name)
+    host = hosts(models_body=body)
+    report = run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"]
+    assert report.status == "online", report.error
+    assert [m.id for m in report.models] == sorted(e["id"] for e in body["data"])
+
+
+def test_metadata_keys_give_context_and_output(hosts) -> None:
+    host = hosts(models_body=fixture("example-v1-models-metadata.json"))
+    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    assert (models["qwen3-coder-30b"].context_window, models["qwen3-coder-30b"].max_output) == (65536, 8192)
+    assert models["qwen3-coder-30b"].context_source == "context_length"
+    assert models["gemma-3-27b-vision"].context_window == 32768
+    assert models["bge-reranker"].context_window is None  # unloaded and undeclared: unknown, never invented
+    assert models["qwen3-coder-30b"].loaded is True and models["bge-reranker"].loaded is False
+
+
+def test_types_aliases_peers_and_legacy_peers() -> None:
+    models = {m.id: m for m in parse_model_list(fixture("example-v1-models-aliases-peers.json"))[0]}
+    assert models["gpt-oss-20b:high"].type == "alias" and models["gpt-oss-20b:high"].alias_of == "gpt-oss-20b"
+    assert models["gpu-box/qwen3-32b"].type == "peer"
+    assert models["coding"].type == "selector"
+    legacy = {m.id: m for m in parse_model_list(fixture("example-v1-models-legacy-v179-v217.json"))[0]}
+    assert legacy["qwen3-32b"].type == "peer"
+    assert legacy["llama-3.1-8b"].context_window == 131072
+    assert legacy["llama-3.1-8b"].context_source == "meta.llamaswap.context_window"
+
+
+def test_context_read_order() -> None:
+    entry = {"id": "m", "context_length": 1000, "meta": {"n_ctx": 2000, "llamaswap": {"context_length": 3000}}}
+    assert parse_model_list({"data": [entry]})[0][0].context_window == 1000
+    del entry["context_length"]
+    assert parse_model_list({"data": [entry]})[0][0].context_window == 2000
+    del entry["meta"]["n_ctx"]
+    assert parse_model_list({"data": [entry]})[0][0].context_source == "meta.llamaswap.context_length"
+    entry["meta"]["llamaswap"]["context_length"] = "big"
+    assert parse_model_list({"data": [entry]})[0][0].context_window is None
+
+
+def test_oldest_shape_without_object_field() -> None:
+    models, skipped = parse_model_list({"data": [{"id": "b"}, {"id": "a"}, {"id": "a"}, {"id": "bad id"}]})
+    assert [m.id for m in models] == ["a", "b"] and skipped == 1
+
+
+@pytest.mark.parametrize("body", [[], {"data": {}}, {"models": []}, {"data": [{"name": "x"}]}, {"data": [3]}])
+def test_bodies_that_are_not_model_lists_raise(body) -> None:
+    with pytest.raises(HostError):
+        parse_model_list(body)
+
+
+def test_props_only_for_loaded_models(hosts) -> None:
+    body = llama_swap_body("loaded-one", "cold-one", loaded=("loaded-one",))
+    host = hosts(models_body=body, props={"loaded-one": 40960, "cold-one": 8192})
+    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    assert models["loaded-one"].context_window == 40960 and models["loaded-one"].context_source == "props"
+    assert models["cold-one"].context_window is None
+    assert "/upstream/cold-one/props" not in host.paths()  # asking would swap the model in
+    assert "/running" not in host.paths()  # the host reports status itself
+
+
+def test_old_host_without_status_asks_running(hosts) -> None:
+    body = {"data": [{"id": "qwen3-coder-30b", "object": "model"}, {"id": "other", "object": "model"}]}
+    running = fixture("example-running.json")
+    host = hosts(models_body=body, running=running, props={"qwen3-coder-30b": 65536, "other": 1})
+    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    assert models["qwen3-coder-30b"].context_window == 65536
+    assert models["other"].context_window is None and models["other"].loaded is False
+    assert host.paths().count("/running") == 1
+    assert "/upstream/other/props" not in host.paths()
+
+
+def test_discovery_asks_base_url_never_the_sidecar(hosts) -> None:
+    host, sidecar = hosts(), hosts()
+    report = run(fleet(a={"kind": "llama-swap", "base_url": host.url, "sidecar_url": sidecar.url}))["a"]
+    assert report.status == "online"
+    assert host.paths() == ["/v1/models"] and sidecar.requests == []
+
+
+def test_hosts_are_asked_concurrently_and_failures_are_isolated(hosts) -> None:
+    slow = [hosts(name=f"s{i}", delay_s=0.4) for i in range(4)]
+    dead = hosts(fault="status", fault_arg=500)
+    providers = {f"s{i}": {"kind": "llama-swap", "base_url": h.url} for i, h in enumerate(slow)}
+    providers["dead"] = {"kind": "llama-swap", "base_url": dead.url}
+    providers["gone"] = {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 1}
+    started = time.monotonic()
+    reports = run(fleet(**providers))
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.2, "four 0.4 s hosts must overlap"  # generous: proves overlap, not speed
+    assert [reports[f"s{i}"].status for i in range(4)] == ["online"] * 4
+    assert reports["dead"].status == "error" and "HTTP 500" in reports["dead"].error
+    assert reports["gone"].status == "offline" and "cannot connect" in reports["gone"].error
+
+
+def test_api_key_is_sent_from_the_named_env_var(hosts) -> None:
+    host = hosts()
+    registry = fleet(a={"kind": "openai-compatible", "base_url": host.url, "api_key_env": "FLEET_KEY"})
+    assert run(registry, env={"FLEET_KEY": "sk-test-1"})["a"].status == "online"
+    assert host.requests[0].headers["Authorization"] == "Bearer sk-test-1"
+
+
+def test_disabled_and_static_providers_are_not_asked(hosts) -> None:
+    host = hosts()
+    registry = fleet(
+        a={"kind": "openai-compatible", "base_url": host.url, "enabled_if_env": "NEED_ME"},
+        b={"kind": "openai-compatible", "base_url": host.url, "discover": False, "bare_ids": ["y"],
+           "models": {"x": {}}},
+    )
+    reports = run(registry)
+    assert reports["a"].status == "disabled" and "NEED_ME" in reports["a"].error
+    assert reports["b"].status == "static" and [m.id for m in reports["b"].models] == ["x", "y"]
+    assert host.requests == []
