@@ -15,6 +15,8 @@ import pluggy
 from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
 from .discovery import ProviderReport, discover, static_report
 from .errors import RegistryError
+from .favorites import FILE_NAME as FAVORITES_FILE
+from .favorites import Favorites
 from .kinds import ProviderKind
 from .opencode import build_config, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
@@ -25,6 +27,7 @@ from .state import DiscoveryCache, default_state_dir
 DEFAULT_TTL_S = 30.0
 TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"
 OPENCODE_CONFIG_FILE = "opencode.json"
+CACHE_CHECK_INTERVAL_S = 0.5
 
 
 class Bridge:
@@ -35,7 +38,10 @@ class Bridge:
         self.registry, self.state_dir, self.hooks, self.kinds, self.env = registry, state_dir, hooks, kinds, env
         self.ttl_s = ttl_s
         self.cache = DiscoveryCache(state_dir)
+        self.favorites = Favorites(state_dir / FAVORITES_FILE, self.canonical_id)
         self._resolver: Resolver | None = None
+        self._resolver_generation = -1
+        self._cache_checked_at = 0.0
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -80,7 +86,6 @@ class Bridge:
             found = discover(self.registry, self._lister, only=ask, env=self.env)
             self.cache.store(self.registry.providers, found)
             out.update(found)
-            self._resolver = None
         return {pid: out[pid] for pid in self.registry.providers}
 
     def _lister(self, provider: Provider) -> Any:
@@ -112,9 +117,20 @@ class Bridge:
 
     @property
     def resolver(self) -> Resolver:
-        if self._resolver is None:
-            self._resolver = Resolver(self.registry, self.known_reports(), self._context_hook, self.env)
+        """Rebuilt only when the cache changed (here or in another process); otherwise memoised routes."""
+        now = time.monotonic()
+        if now - self._cache_checked_at > CACHE_CHECK_INTERVAL_S:
+            self.cache.check()  # notices a file another process rewrote
+            self._cache_checked_at = now
+        if self._resolver is None or self._resolver_generation != self.cache.generation:
+            reports = self.known_reports()
+            self._resolver = Resolver(self.registry, reports, self._context_hook, self.env)
+            self._resolver_generation = self.cache.generation
         return self._resolver
+
+    def canonical_id(self, model_id: str) -> str:
+        """Any accepted ID (legacy too) in its composite form, checked against the registry."""
+        return str(self.registry.parse_model_id(model_id)[0])
 
     def _context_hook(self, provider: Provider, model: str) -> int | None:
         value = self.hooks.first("context_window", provider=provider, model=model)
@@ -129,9 +145,10 @@ class Bridge:
 
     # --- catalog and opencode config --------------------------------------------------------------
 
-    def catalog(self, refresh: bool = False, favorites: list[str] | None = None) -> Catalog:
+    def catalog(self, refresh: bool = False) -> Catalog:
+        """Favorites first (visible ones only), then each provider's group."""
         reports = self.reports(refresh)
-        return build_catalog(self.registry, reports, self.resolver, favorites or [])
+        return build_catalog(self.registry, reports, self.resolver, self.favorites.list())
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
         """The opencode config and the providers whose models are stale (last known, not live)."""

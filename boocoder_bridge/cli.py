@@ -30,7 +30,10 @@ def _warn(bridge: Bridge) -> None:
 
 
 def _bridge(args: argparse.Namespace) -> Bridge:
-    return Bridge.load(args.registry, args.state_dir)
+    bridge = Bridge.load(args.registry, args.state_dir)
+    if args.cache_ttl is not None:
+        bridge.ttl_s = args.cache_ttl
+    return bridge
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -110,6 +113,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_favorites(args: argparse.Namespace) -> int:
+    bridge = _bridge(args)
+    if args.action == "add":
+        print(f"added {bridge.favorites.add(args.id)}")
+    elif args.action == "remove":
+        composite = bridge.canonical_id(args.id)
+        print(f"removed {composite}" if bridge.favorites.remove(args.id) else f"{composite} was not a favorite")
+    elif args.json:
+        _print_json({"favorites": bridge.favorites.list()})
+    else:
+        for model_id in bridge.favorites.list():
+            print(model_id)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError:
+        raise BridgeError("serve needs the server extra: pip install 'boocoder-bridge[server]'") from None
+    bridge = _bridge(args)
+    serve(bridge, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Use a fleet of model servers from BooCoder/BooChat.")
     parser.add_argument("--registry", metavar="FILE", help="provider registry (default: $BOOCODER_BRIDGE_REGISTRY, "
@@ -117,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", metavar="DIR",
                         help="where cache, favorites and generated config live "
                              "(default: $BOOCODER_BRIDGE_STATE_DIR, else the user data dir)")
+    parser.add_argument("--cache-ttl", metavar="SECONDS", type=float,
+                        help="how long discovery answers are served from the cache (default 30, "
+                             "or $BOOCODER_BRIDGE_CACHE_TTL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
@@ -138,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate = add("generate", cmd_generate, "opencode config JSON (stdout without --out)")
     generate.add_argument("--out", metavar="FILE", help="write atomically to FILE")
     generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
+    favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat and BooCoder)")
+    actions = favorites.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="all stored favorites, visible or not")
+    listing.add_argument("--json", action="store_true")
+    actions.add_parser("add", help="store a favorite (its composite form)").add_argument("id", metavar="ID")
+    actions.add_parser("remove", help="forget a favorite").add_argument("id", metavar="ID")
+    serve = add("serve", cmd_serve, "HTTP API for the web front ends (needs the [server] extra)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (not loopback: needs "
+                                                           "$BOOCODER_BRIDGE_TOKEN)")
+    serve.add_argument("--port", type=int, default=8765)
     return parser
 
 

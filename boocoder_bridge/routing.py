@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .discovery import HostModel, ProviderReport
 from .errors import ModelIdError, ProviderUnavailableError
 from .registry import Provider, Registry
 
-PURPOSES = ("dispatch", "arena", "compaction", "task", "context")
+Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]
+PURPOSES: tuple[str, ...] = get_args(Purpose)
 _MEMO_LIMIT = 8192
 ContextHook = Callable[[Provider, str], int | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where requests for one model go. ``base_url`` includes ``/v1``; ``id`` is the composite form."""
+class Route(BaseModel):
+    """Where requests for one model go. ``base_url`` includes ``/v1``; ``id`` is the composite form.
+
+    Its JSON (``model_dump()``) is the ``resolve --json`` contract, ``schemas/resolve.schema.json``.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     provider: str
@@ -33,13 +40,10 @@ class Route:
     context_window: int | None
     max_output: int | None
     opencode_model: str
-    purpose: str = "dispatch"
+    purpose: str = Field(default="dispatch", exclude=True)
 
     def as_json(self) -> dict[str, Any]:
-        """The ``resolve --json`` contract (``schemas/resolve.schema.json``)."""
-        out = asdict(self)
-        del out["purpose"]
-        return out
+        return self.model_dump()
 
 
 @dataclass(frozen=True, slots=True)

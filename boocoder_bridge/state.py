@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,10 +70,27 @@ class DiscoveryCache:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / CACHE_FILE
         self._data: CacheFile | None = None
+        self._stamp: tuple[int, int] | None = None
         self.problem: str | None = None
+        self.generation = 0  # bumps whenever the data changes, so users of it know to rebuild
+        self._lock = threading.RLock()  # the HTTP server calls in from worker threads
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
 
     def _load(self) -> CacheFile:
-        if self._data is None:
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> CacheFile:
+        stamp = self._file_stamp()
+        if self._data is None or stamp != self._stamp:  # another process may have refreshed it
+            self._stamp, self._data, self.problem = stamp, None, None
+            self.generation += 1
             try:
                 self._data = CacheFile.model_validate_json(self.path.read_bytes())
                 if self._data.version != CACHE_VERSION:
@@ -83,6 +101,10 @@ class DiscoveryCache:
                 self.problem = f"ignored unreadable cache {self.path} ({exc.__class__.__name__})"
                 self._data = CacheFile()
         return self._data
+
+    def check(self) -> None:
+        """Reload if the file changed since it was read."""
+        self._load()
 
     def entry(self, provider: Provider) -> CacheEntry | None:
         """The cached entry, if it was made for this provider's current base_url."""
@@ -101,6 +123,10 @@ class DiscoveryCache:
         return entry.last_good if entry else None
 
     def store(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> None:
+        with self._lock:
+            self._store_locked(providers, reports)
+
+    def _store_locked(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> None:
         data = self._load()
         for pid, report in reports.items():
             if report.status == "disabled":
@@ -110,6 +136,8 @@ class DiscoveryCache:
             data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=good)
         try:
             atomic_write(self.path, data.model_dump_json())
+            self._stamp = self._file_stamp()
+            self.generation += 1
         except OSError as exc:
             raise StateError(f"cannot write {self.path}: {exc.strerror or exc}; check the state dir "
                              f"(--state-dir or {STATE_DIR_ENV})") from None

@@ -1,0 +1,129 @@
+"""Favorites: composite model IDs in an SQLite database in the state dir, shared by BooChat and BooCoder.
+
+Each add or remove is its own transaction on one row, so two processes writing at once lose nothing (unlike
+saving a whole list). A database that cannot be read is an error and is left exactly as it is: never replaced,
+never emptied. The schema carries a version (``PRAGMA user_version``) and migrations run forward only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from .errors import StateError
+
+FILE_NAME = "favorites.sqlite3"
+APPLICATION_ID = 0x42_6F_6F_42  # "BooB": marks the file as ours
+SCHEMA_VERSION = 1
+# MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: ("CREATE TABLE favorites (position INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, "
+        "added_at REAL NOT NULL)",),
+}
+
+
+class Favorites:
+    """The stored favorites. ``canonical`` turns any accepted ID (legacy too) into its composite form."""
+
+    def __init__(self, path: Path, canonical: Callable[[str], str]) -> None:
+        self.path = path
+        self.canonical = canonical
+
+    def _fail(self, problem: str, fix: str) -> StateError:
+        return StateError(f"{self.path}: {problem}; {fix}")
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if not self.path.exists():
+            if not create:
+                return None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._fail(f"cannot create the state dir ({exc.strerror})", "check --state-dir") from None
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._fail(f"cannot open the favorites database ({exc})", "check the file's permissions") from None
+        try:
+            self._check_and_migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check_and_migrate(self, db: sqlite3.Connection) -> None:
+        keep = "the file was left as it is; move it away to start with no favorites"
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise self._fail("the favorites database is corrupt", keep)
+        except sqlite3.DatabaseError as exc:
+            raise self._fail(f"not a readable favorites database ({exc})", keep) from None
+        if app_id == 0 and version == 0 and not tables - {"sqlite_sequence"}:
+            self._migrate(db, 0)  # a new, empty file
+            return
+        if app_id != APPLICATION_ID:
+            raise self._fail("not a boocoder-bridge favorites database", keep)
+        if version > SCHEMA_VERSION:
+            raise self._fail(f"written by a newer boocoder-bridge (schema {version}, this one knows "
+                             f"{SCHEMA_VERSION})", "upgrade boocoder-bridge")
+        if version < SCHEMA_VERSION:
+            self._migrate(db, version)
+        if "favorites" not in tables:
+            raise self._fail("the favorites table is missing (wrong schema)", keep)
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            current = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+            for step in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:  # not executescript: it would commit half-way
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._fail(f"cannot set up the favorites database ({exc})", "check the state dir is writable") \
+                from None
+
+    def list(self) -> list[str]:
+        """Every stored favorite, visible or not, in the order added."""
+        db = self._connect(create=False)
+        if db is None:
+            return []
+        with closing(db):
+            try:
+                return [row[0] for row in db.execute("SELECT model_id FROM favorites ORDER BY position")]
+            except sqlite3.Error as exc:
+                raise self._fail(f"cannot read favorites ({exc})", "check the file") from None
+
+    def add(self, model_id: str) -> str:
+        """Store ``model_id`` (composite form); adding twice is a no-op. Returns the stored form."""
+        composite = self.canonical(model_id)
+        self._write("INSERT OR IGNORE INTO favorites (model_id, added_at) VALUES (?, ?)", (composite, time.time()))
+        return composite
+
+    def remove(self, model_id: str) -> bool:
+        """Forget ``model_id``; returns whether it was stored."""
+        return self._write("DELETE FROM favorites WHERE model_id = ?", (self.canonical(model_id),)) > 0
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> int:
+        db = self._connect(create=True)
+        assert db is not None
+        with closing(db):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                changed = db.execute(sql, params).rowcount
+                db.execute("COMMIT")
+                return changed
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise self._fail(f"cannot write favorites ({exc})", "check the state dir is writable") from None

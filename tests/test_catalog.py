@@ -1,0 +1,135 @@
+"""The catalog: Favorites first, hidden-not-deleted while offline, cache with TTL, offline generation."""
+
+from __future__ import annotations
+
+import pytest
+
+from boocoder_bridge import Bridge
+from boocoder_bridge.catalog import Catalog
+from tests.fakehost import llama_swap_body
+
+
+@pytest.fixture
+def fleet(hosts, write_registry):
+    sam = hosts(name="sam", models_body=llama_swap_body("same-model", "coder", contexts={"coder": 65536}))
+    emb = hosts(name="emb", models_body=llama_swap_body("same-model", "bge-m3"))
+    path = write_registry({
+        "default_provider": "sam",
+        "providers": {
+            "sam": {"kind": "llama-swap", "base_url": sam.url, "label": "Sam"},
+            "emb": {"kind": "llama-swap", "base_url": emb.url, "timeout_s": 0.5},
+            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
+                         "enabled_if_env": "DEEPSEEK_API_KEY", "bare_ids": ["deepseek-chat"]},
+        },
+    })
+    return path, sam, emb
+
+
+def ids(catalog: Catalog) -> dict[str, list[str]]:
+    out = {"favorites": [m.id for m in catalog.favorites]}
+    out.update({g.id: [m.id for m in g.models] for g in catalog.providers})
+    return out
+
+
+def test_same_model_on_two_hosts_is_two_entries(fleet) -> None:
+    path, _, _ = fleet
+    catalog = Bridge.load(path).catalog()
+    assert ids(catalog)["sam"] == ["sam/coder", "sam/same-model"]
+    assert ids(catalog)["emb"] == ["emb/bge-m3", "emb/same-model"]
+    coder = catalog.providers[0].models[0]
+    assert coder.context_window == 65536 == Bridge.load(path).context_window("sam/coder")
+
+
+def test_favorites_first_and_marked_in_their_group(fleet) -> None:
+    path, _, _ = fleet
+    bridge = Bridge.load(path)
+    for model_id in ("emb/same-model", "coder", "deepseek-chat"):
+        bridge.favorites.add(model_id)
+    catalog = bridge.catalog()
+    assert ids(catalog)["favorites"] == ["emb/same-model", "sam/coder"]  # deepseek disabled: hidden
+    groups = {g.id: g for g in catalog.providers}
+    assert [m.favorite for m in groups["emb"].models] == [False, True]
+    assert groups["deepseek"].status == "disabled" and groups["deepseek"].models == []
+    assert list(catalog.model_dump()) == ["favorites", "providers"]
+
+
+def test_offline_favorite_is_hidden_kept_and_comes_back(fleet) -> None:
+    path, _, emb = fleet
+    bridge = Bridge.load(path)
+    bridge.favorites.add("emb/bge-m3")
+    assert ids(bridge.catalog())["favorites"] == ["emb/bge-m3"]
+    emb.fault = "hang"
+    offline = bridge.catalog(refresh=True)
+    group = {g.id: g for g in offline.providers}["emb"]
+    assert (group.status, group.models) == ("offline", [])
+    assert "0.5 s" in group.error
+    assert ids(offline)["favorites"] == []
+    assert bridge.favorites.list() == ["emb/bge-m3"]  # never deleted
+    emb.fault = None
+    assert ids(bridge.catalog(refresh=True))["favorites"] == ["emb/bge-m3"]  # back by itself
+
+
+def test_favorite_hidden_while_the_host_stops_listing_it(fleet) -> None:
+    path, sam, _ = fleet
+    bridge = Bridge.load(path)
+    bridge.favorites.add("sam/coder")
+    sam.models_body = llama_swap_body("same-model")
+    assert ids(bridge.catalog(refresh=True))["favorites"] == []
+    sam.models_body = llama_swap_body("same-model", "coder")
+    assert ids(bridge.catalog(refresh=True))["favorites"] == ["sam/coder"]
+    assert bridge.favorites.list() == ["sam/coder"]
+
+
+def test_fresh_cache_is_served_without_network(fleet) -> None:
+    path, sam, emb = fleet
+    Bridge.load(path).catalog()
+    asked = (len(sam.requests), len(emb.requests))
+    Bridge.load(path).catalog()  # a new process-like bridge: the cache file is shared
+    assert (len(sam.requests), len(emb.requests)) == asked
+    Bridge.load(path).catalog(refresh=True)
+    assert (len(sam.requests), len(emb.requests)) == (asked[0] + 1, asked[1] + 1)
+
+
+def test_stale_cache_is_refreshed_after_the_ttl(fleet, monkeypatch) -> None:
+    path, sam, _ = fleet
+    Bridge.load(path).catalog()
+    asked = len(sam.requests)
+    monkeypatch.setenv("BOOCODER_BRIDGE_CACHE_TTL", "0")
+    Bridge.load(path).catalog()
+    assert len(sam.requests) == asked + 1
+
+
+def test_generate_offline_uses_last_known_models_and_names_stale(fleet, run_cli) -> None:
+    path, sam, emb = fleet
+    assert run_cli("--registry", str(path), "models", "--json").code == 0
+    emb.fault = "status"
+    emb.fault_arg = 500
+    live = run_cli("--registry", str(path), "models", "--json", "--refresh").json()
+    assert {g["id"]: g["status"] for g in live["providers"]}["emb"] == "error"
+    asked = (len(sam.requests), len(emb.requests))
+    result = run_cli("--registry", str(path), "--cache-ttl", "0", "generate", "--offline")
+    assert result.code == 0
+    assert (len(sam.requests), len(emb.requests)) == asked  # no network at all
+    config = result.json()
+    assert sorted(config["provider"]["emb"]["models"]) == ["bge-m3", "same-model"]  # last known, kept
+    assert "stale" in result.err and "emb" in result.err
+
+
+def test_generate_offline_with_no_cache_says_so(fleet, run_cli) -> None:
+    path, sam, _ = fleet
+    result = run_cli("--registry", str(path), "generate", "--offline")
+    assert result.code == 0 and sam.requests == []
+    assert result.json()["provider"]["sam"]["models"] == {}
+    assert "sam" in result.err and "stale" in result.err
+
+
+def test_text_view_reads_like_a_picker(fleet, run_cli) -> None:
+    path, _, emb = fleet
+    run_cli("--registry", str(path), "favorites", "add", "sam/coder")
+    emb.fault = "hang"
+    out = run_cli("--registry", str(path), "models").out
+    lines = out.splitlines()
+    assert lines[0] == "Favorites" and "sam/coder" in lines[1] and "64k ctx" in lines[1]
+    assert any(line.startswith("Sam [sam, llama-swap]: online") for line in lines)
+    assert any(line.startswith("emb [emb, llama-swap]: offline") for line in lines)
+    assert max(map(len, lines)) <= 80

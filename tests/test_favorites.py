@@ -1,0 +1,147 @@
+"""Favorites: SQLite in the state dir, shared by processes, never silently reset."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from boocoder_bridge import Bridge, StateError
+from boocoder_bridge.favorites import FILE_NAME, SCHEMA_VERSION
+from tests.conftest import run_process
+
+
+@pytest.fixture
+def registry(write_registry):
+    return write_registry({
+        "default_provider": "sam",
+        "providers": {
+            "sam": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"},
+            "emb": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"},
+            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
+                         "bare_ids": ["deepseek-chat"]},
+        },
+    })
+
+
+def test_add_list_remove_in_order(registry, isolated) -> None:
+    favorites = Bridge.load(registry).favorites
+    assert favorites.list() == []
+    assert favorites.add("emb/bge-m3") == "emb/bge-m3"
+    assert favorites.add("qwen3") == "sam/qwen3"  # a bare legacy ID is stored in composite form
+    assert favorites.add("deepseek-chat") == "deepseek/deepseek-chat"
+    assert favorites.add("llama-swap/unsloth/Q:4") == "sam/unsloth/Q:4"
+    favorites.add("sam/qwen3")  # twice: no-op
+    assert favorites.list() == ["emb/bge-m3", "sam/qwen3", "deepseek/deepseek-chat", "sam/unsloth/Q:4"]
+    assert favorites.remove("qwen3") is True and favorites.remove("qwen3") is False
+    assert favorites.list() == ["emb/bge-m3", "deepseek/deepseek-chat", "sam/unsloth/Q:4"]
+    assert (isolated / FILE_NAME).exists()
+
+
+def test_bad_ids_are_not_stored(registry) -> None:
+    favorites = Bridge.load(registry).favorites
+    with pytest.raises(Exception, match="no model part"):
+        favorites.add("sam/")
+    assert favorites.list() == []
+
+
+def test_cli_favorites(registry) -> None:
+    assert run_process("--registry", str(registry), "favorites", "add", "emb/x").code == 0
+    assert run_process("--registry", str(registry), "favorites", "add", "y").out.strip() == "added sam/y"
+    data = run_process("--registry", str(registry), "favorites", "list", "--json").json()
+    assert data == {"favorites": ["emb/x", "sam/y"]}
+    assert "removed sam/y" in run_process("--registry", str(registry), "favorites", "remove", "y").out
+
+
+WORKER = """
+import sys
+from boocoder_bridge import Bridge
+bridge = Bridge.load(sys.argv[1])
+tag = sys.argv[2]
+for i in range(40):
+    bridge.favorites.add(f"sam/{tag}-{i}")
+for i in range(0, 40, 2):
+    bridge.favorites.remove(f"sam/{tag}-{i}")
+"""
+
+
+def test_concurrent_processes_lose_nothing(registry) -> None:
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(registry), f"w{n}"]) for n in range(4)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
+    stored = Bridge.load(registry).favorites.list()
+    expected = {f"sam/w{n}-{i}" for n in range(4) for i in range(1, 40, 2)}
+    assert set(stored) == expected and len(stored) == len(expected)
+    for n in range(4):  # each writer's own order is kept
+        mine = [s for s in stored if s.startswith(f"sam/w{n}-")]
+        assert mine == [f"sam/w{n}-{i}" for i in range(1, 40, 2)]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "newer", "foreign", "no-table"])
+def test_unreadable_database_is_an_error_and_kept(registry, isolated, damage: str) -> None:
+    favorites = Bridge.load(registry).favorites
+    favorites.add("sam/keep-me")
+    db_path = isolated / FILE_NAME
+    if damage == "garbage":
+        db_path.write_bytes(b"this is not sqlite at all" * 100)
+    elif damage == "truncated":
+        data = db_path.read_bytes()
+        db_path.write_bytes(data[: len(data) // 3])
+    elif damage == "newer":
+        with sqlite3.connect(db_path) as db:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    elif damage == "foreign":
+        with sqlite3.connect(db_path) as db:
+            db.execute("PRAGMA application_id = 7")
+    elif damage == "no-table":
+        with sqlite3.connect(db_path) as db:
+            db.execute("DROP TABLE favorites")
+    before = db_path.read_bytes()
+    with pytest.raises(StateError) as caught:
+        favorites.list()
+    assert str(db_path) in str(caught.value)
+    with pytest.raises(StateError):
+        favorites.add("sam/new")
+    assert db_path.read_bytes() == before  # never replaced, never emptied
+    result = run_process("--registry", str(registry), "favorites", "list")
+    assert result.code == 4 and "Traceback" not in result.err and str(db_path) in result.err
+    assert run_process("--registry", str(registry), "models").code == 4
+
+
+def test_migration_from_an_unversioned_empty_file(registry, isolated) -> None:
+    isolated.mkdir(parents=True)
+    sqlite3.connect(isolated / FILE_NAME).close()  # an empty database file
+    favorites = Bridge.load(registry).favorites
+    favorites.add("sam/a")
+    with sqlite3.connect(isolated / FILE_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+@pytest.fixture
+def read_only_dir(isolated):
+    """A state dir nobody may write to, root included (immutable attribute, else plain permissions)."""
+    isolated.mkdir(parents=True, exist_ok=True)
+    chattr = shutil.which("chattr")
+    import os
+
+    if os.geteuid() == 0:
+        if chattr is None or subprocess.run([chattr, "+i", str(isolated)], capture_output=True).returncode:
+            pytest.skip("running as root without chattr: cannot make a read-only dir")
+    else:
+        isolated.chmod(0o555)
+    yield isolated
+    if os.geteuid() == 0:
+        subprocess.run([chattr, "-i", str(isolated)], check=True)
+    else:
+        isolated.chmod(0o755)
+
+
+def test_read_only_state_dir_is_a_clear_error(registry, isolated, read_only_dir) -> None:
+    favorites = Bridge.load(registry).favorites
+    assert favorites.list() == []  # reading an absent database is fine
+    with pytest.raises(StateError, match="state dir|writable|cannot"):
+        favorites.add("sam/x")
+    result = run_process("--registry", str(registry), "favorites", "add", "sam/x")
+    assert result.code == 4 and "Traceback" not in result.err
