@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body
