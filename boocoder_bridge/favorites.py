@@ -18,6 +18,7 @@ from .errors import StateError
 FILE_NAME = "favorites.sqlite3"
 APPLICATION_ID = 0x42_6F_6F_42  # "BooB": marks the file as ours
 SCHEMA_VERSION = 1
+WRITABLE = "check that the state dir is writable (--state-dir or BOOCODER_BRIDGE_STATE_DIR)"
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: ("CREATE TABLE favorites (position INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, "
@@ -42,11 +43,11 @@ class Favorites:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise self._fail(f"cannot create the state dir ({exc.strerror})", "check --state-dir") from None
+                raise self._fail(f"cannot create the state dir ({exc.strerror})", WRITABLE) from None
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as exc:
-            raise self._fail(f"cannot open the favorites database ({exc})", "check the file's permissions") from None
+            raise self._fail(f"cannot open the favorites database ({exc})", WRITABLE) from None
         try:
             self._check_and_migrate(db)
         except BaseException:
@@ -90,7 +91,7 @@ class Favorites:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise self._fail(f"cannot set up the favorites database ({exc})", "check the state dir is writable") \
+            raise self._fail(f"cannot set up the favorites database ({exc})", WRITABLE) \
                 from None
 
     def list(self) -> list[str]:
@@ -126,4 +127,4 @@ class Favorites:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                raise self._fail(f"cannot write favorites ({exc})", "check the state dir is writable") from None
+                raise self._fail(f"cannot write favorites ({exc})", WRITABLE) from None
