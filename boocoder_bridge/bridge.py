@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import pluggy
 
 from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
 from .discovery import ProviderReport, discover, static_report
-from .errors import RegistryError
+from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
+from .errors import ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import FILE_NAME as FAVORITES_FILE
 from .favorites import Favorites
 from .kinds import ProviderKind
@@ -28,6 +30,19 @@ DEFAULT_TTL_S = 30.0
 TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"
 OPENCODE_CONFIG_FILE = "opencode.json"
 CACHE_CHECK_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """``model`` compacts the session; compact when the session nears ``context_window`` (the session model's).
+
+    ``context_window`` is None when nobody knows it: the host must then not compact by a token threshold it
+    made up, but only when the server reports a context overflow (or by a limit the user configured).
+    """
+
+    model: Route
+    session: Route
+    context_window: int | None
 
 
 class Bridge:
@@ -183,6 +198,60 @@ class Bridge:
 
     def _adjust_entry(self, provider: Provider, entry: dict[str, Any]) -> dict[str, Any]:
         return self.hooks.chain("opencode_provider_entry", "entry", entry, provider=provider)
+
+    # --- the host's four call sites ----------------------------------------------------------------
+
+    def ensure_opencode_config(self) -> Path:
+        """The generated config in the state dir, rewritten only when its content changes."""
+        return self.write_opencode_config()[0]
+
+    def dispatch(self, model_id: str, prompt: Sequence[str] = (), *, mode: Mode = "run",
+                 opencode: str | None = None, purpose: str = "dispatch", config_path: Path | None = None) -> Dispatch:
+        """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it)."""
+        route = self.resolve(model_id, purpose)
+        config = config_path or self.ensure_opencode_config()
+        binary = find_opencode(opencode, self.env)
+        argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
+        env = {"OPENCODE_CONFIG": str(config)}
+        self.hooks.each("before_dispatch", may_refuse=True, route=route, argv=argv, env=env)
+        return Dispatch(route=route, opencode_model=route.opencode_model, config_path=config, argv=argv, env=env)
+
+    def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None) -> ArenaMatch:
+        """One match setup. Refuses fewer than two contestants, the same provider+model twice, and contestants
+        whose provider is disabled or offline. ``arena_match`` plugins may annotate or veto."""
+        routes = [self.resolve(model_id, "arena") for model_id in model_ids]
+        if len(routes) < 2:
+            raise ModelIdError("an arena match needs at least two contestants")
+        seen: dict[str, str] = {}
+        for model_id, route in zip(model_ids, routes, strict=True):
+            if route.id in seen:
+                raise ModelIdError(f"{seen[route.id]!r} and {model_id!r} are the same model on the same provider "
+                                   f"({route.id}); pick different contestants")
+            seen[route.id] = model_id
+        reports = self.reports()
+        for route in routes:
+            report = reports[route.provider]
+            if report.status not in AVAILABLE:
+                raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
+                                               + (f" ({report.error})" if report.error else ""))
+        config = self.ensure_opencode_config()
+        contestants = [self.dispatch(r.id, opencode=opencode, purpose="arena", config_path=config) for r in routes]
+        match = ArenaMatch(contestants=contestants, config_path=config)
+        self.hooks.each("arena_match", may_refuse=True, match=match)
+        return match
+
+    def compaction_model(self, session_model: str, configured: str | None = None) -> Compaction:
+        """The model that compacts a session on ``session_model``, and the context window that sets the threshold."""
+        session = self.resolve(session_model, "compaction")
+        chosen = self.hooks.first("choose_compaction_model", session=session, configured=configured)
+        return Compaction(model=self.resolve(chosen or session.id, "compaction"), session=session,
+                          context_window=session.context_window)
+
+    def task_model(self, kind: str, session_model: str, configured: str | None = None) -> Route:
+        """The model for a side task (``title``, ``summary``, ...) of a session on ``session_model``."""
+        session = self.resolve(session_model, "task")
+        chosen = self.hooks.first("choose_task_model", kind=kind, session=session, configured=configured)
+        return self.resolve(chosen or session.id, "task")
 
     def write_opencode_config(self, path: str | os.PathLike[str] | None = None,
                               offline: bool = False) -> tuple[Path, list[str]]:

@@ -128,6 +128,70 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    bridge = _bridge(args)
+    dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode)
+    _warn(bridge)
+    return subprocess.run(dispatch.argv, env={**os.environ, **dispatch.env}).returncode  # output streams through
+
+
+def cmd_arena(args: argparse.Namespace) -> int:
+    from .dispatch import run_match
+
+    bridge = _bridge(args)
+    match = bridge.arena_match(args.ids, opencode=args.opencode)
+    _warn(bridge)
+    if args.prompt is None:
+        if args.json:
+            _print_json(match.as_json())
+        else:
+            for contestant in match.contestants:
+                route = contestant.route
+                print(f"{route.id}: {route.base_url} model {route.upstream_model}, context "
+                      f"{route.context_window or 'unknown'}")
+            print(f"config: {match.config_path}")
+            for key, value in match.notes.items():
+                print(f"note {key}: {value}")
+        return 0
+    answers = run_match(match, [args.prompt], timeout=args.timeout)
+    if args.json:
+        _print_json({**match.as_json(), "answers": [vars(a) for a in answers]})
+    else:
+        print(_side_by_side(answers))
+    return 0 if all(a.returncode == 0 for a in answers) else 1
+
+
+def _side_by_side(answers: list[Any], width: int = 100) -> str:
+    import textwrap
+
+    column = max(20, width // len(answers) - 3)
+    blocks = []
+    for answer in answers:
+        head = [answer.model, f"{answer.seconds:.1f} s" + ("" if answer.returncode == 0 else
+                                                          f", exit {answer.returncode}"), "-" * column]
+        body = [line for paragraph in answer.output.splitlines() for line in textwrap.wrap(paragraph, column) or [""]]
+        blocks.append([h[:column] for h in head] + body)
+    rows = max(len(b) for b in blocks)
+    return "\n".join(" | ".join(f"{(b[i] if i < len(b) else ''):<{column}}" for b in blocks).rstrip()
+                     for i in range(rows))
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    bridge = _bridge(args)
+    plugins = bridge.hooks.plugins()
+    if args.json:
+        _print_json({"plugins": plugins, "kinds": sorted(bridge.kinds)})
+    else:
+        for plugin in plugins:
+            print(f"{plugin['name']}: {', '.join(plugin['hooks'])}")
+        print(f"provider kinds: {', '.join(sorted(bridge.kinds))}")
+    _warn(bridge)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .server import serve
@@ -179,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (not loopback: needs "
                                                            "$BOOCODER_BRIDGE_TOKEN)")
     serve.add_argument("--port", type=int, default=8765)
+    run = add("run", cmd_run, "run opencode on a model, streaming its output")
+    run.add_argument("id", metavar="ID")
+    run.add_argument("prompt", metavar="PROMPT", nargs="+")
+    run.add_argument("--opencode", metavar="PATH", help="opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, PATH)")
+    arena = add("arena", cmd_arena, "set up (and with --prompt, run) an arena match")
+    arena.add_argument("ids", metavar="ID", nargs="+")
+    arena.add_argument("--json", action="store_true")
+    arena.add_argument("--prompt", metavar="TEXT", help="run every contestant on TEXT at once, answers side by side")
+    arena.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="per contestant (default 600)")
+    arena.add_argument("--opencode", metavar="PATH", help="opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, PATH)")
+    plugins = add("plugins", cmd_plugins, "the loaded plugins and the hooks each implements")
+    plugins.add_argument("--json", action="store_true")
     return parser
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .arena import ArenaMatch
+    from .dispatch import ArenaMatch
     from .kinds import ProviderKind
     from .registry import Provider
     from .routing import Route

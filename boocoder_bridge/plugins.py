@@ -51,12 +51,13 @@ class Hooks:
     def _impls(self, hook: str) -> Iterator[tuple[str, Any]]:
         # pluggy's own call order: last registered first, so third-party plugins run before the defaults.
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            yield impl.plugin_name, impl.function
+            yield plugin_name(impl.plugin_name, impl.plugin), impl.function
 
     def _failed(self, plugin: str, hook: str, exc: Exception) -> None:
         message = f"plugin {plugin} failed in {hook}: {exc.__class__.__name__}: {exc}"
-        self.warnings.append(message)
-        log.warning(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning(message)
 
     def each(self, hook: str, may_refuse: bool = False, **kwargs: Any) -> list[Any]:
         """Every implementation's result; a raising one is reported and skipped (Refused propagates if allowed)."""
@@ -99,7 +100,15 @@ class Hooks:
     def plugins(self) -> list[dict[str, Any]]:
         """Each loaded plugin and the hooks it implements (for ``boocoder-bridge plugins``)."""
         out = []
-        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda item: item[0]):
+        for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
-            out.append({"name": name, "hooks": hooks})
-        return out
+            out.append({"name": plugin_name(name, plugin), "hooks": hooks})
+        return sorted(out, key=lambda row: row["name"])
+
+
+def plugin_name(registered: str, plugin: object) -> str:
+    """The entry-point or module name; for an object registered without a name, its class."""
+    if not registered.isdigit():
+        return registered
+    kind = plugin if isinstance(plugin, type) else type(plugin)
+    return f"{kind.__module__}.{kind.__qualname__}"

@@ -56,6 +56,7 @@ class FakeHost:
     fault: str | None = None  # hang | status | raw | trickle | redirect | big
     fault_arg: Any = None
     delay_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # more GET paths -> JSON bodies
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -129,6 +130,8 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
                     return self._json(200, {"default_generation_settings": {"n_ctx": host.props[model]},
                                             "total_slots": 1, "model_alias": model})
                 return self._json(404, {"src": "llama-swap", "error": "no router for requested model"})
+            if self.path in host.extra:
+                return self._json(200, host.extra[self.path])
             if self.path == "/health":
                 return self._send(200, b"OK", "text/plain")
             return self._json(404, {"error": "not found"})

@@ -65,3 +65,39 @@ def test_composite_ids_reach_the_right_host(opencode, hosts, write_registry, tmp
         else:
             assert not any(a and "sk-e2e-777" in a for a in auth), "a local host must never get the cloud key"
     assert {r.body.get("max_tokens") for r in sam.chat_requests() if r.body["model"] == "shared-model-q8"} >= {1024}
+
+
+def test_cli_run_and_arena_reach_the_right_hosts(opencode, hosts, write_registry, tmp_path) -> None:
+    import os
+    import sys
+
+    sam = hosts(name="sam", models_body=llama_swap_body("same-model", "coder"))
+    emb = hosts(name="emb", models_body=llama_swap_body("same-model"))
+    registry = write_registry({"default_provider": "sam-desktop", "providers": {
+        "sam-desktop": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sidecar"},
+        "embedding": {"kind": "llama-swap", "base_url": emb.url}}})
+    env = opencode_env(tmp_path / "home", tmp_path / "unused.json", {
+        "BOOCODER_BRIDGE_OPENCODE": str(opencode), "BOOCODER_BRIDGE_STATE_DIR": str(tmp_path / "state"),
+        "PYTHONPATH": os.pathsep.join(sys.path)})
+    del env["OPENCODE_CONFIG"]  # the bridge sets it
+
+    run = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "run", "coder",
+                          "say", "hi"], env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "reply from sam model coder" in run.stdout
+    assert all(r.path.startswith("/sidecar/v1/") for r in sam.chat_requests())  # the provider's sidecar
+    assert emb.chat_requests() == []
+
+    arena = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "arena",
+                            "sam-desktop/same-model", "embedding/same-model", "--prompt", "say hi", "--json"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert arena.returncode == 0, arena.stderr[-2000:]
+    answers = {a["model"]: a for a in json.loads(arena.stdout)["answers"]}
+    assert "reply from sam model same-model" in answers["sam-desktop/same-model"]["output"]
+    assert "reply from emb model same-model" in answers["embedding/same-model"]["output"]
+    assert all(a["returncode"] == 0 and a["seconds"] > 0 for a in answers.values())
+    side = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "arena",
+                           "sam-desktop/same-model", "embedding/same-model", "--prompt", "say hi"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    first = side.stdout.splitlines()[0]
+    assert "sam-desktop/same-model" in first and "| embedding/same-model" in first

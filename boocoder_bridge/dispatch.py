@@ -1,0 +1,95 @@
+"""What the host needs to run opencode on a route: argv, env and the generated config, for one coder task or
+for an arena match of several contestants.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import OpencodeNotFoundError
+from .routing import Route
+
+OPENCODE_ENV = "BOOCODER_BRIDGE_OPENCODE"
+Mode = Literal["run", "acp"]
+
+
+def find_opencode(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """``explicit``, else ``$BOOCODER_BRIDGE_OPENCODE``, else ``opencode`` on PATH."""
+    env = os.environ if env is None else env
+    for candidate, origin in ((explicit, "--opencode"), (env.get(OPENCODE_ENV), OPENCODE_ENV)):
+        if candidate:
+            if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+            raise OpencodeNotFoundError(f"{origin} names {candidate}, which is not an executable file")
+    found = shutil.which("opencode", path=env.get("PATH"))
+    if found is None:
+        raise OpencodeNotFoundError(f"no opencode binary: install it (npm install -g opencode-ai), put it on PATH, "
+                                    f"set {OPENCODE_ENV} or pass --opencode PATH")
+    return found
+
+
+@dataclass
+class Dispatch:
+    """Start opencode with ``argv`` and the host's environment updated with ``env``.
+
+    In ``acp`` mode opencode takes no ``-m``: select ``opencode_model`` in the ACP session instead.
+    """
+
+    route: Route
+    opencode_model: str
+    config_path: Path
+    argv: list[str]
+    env: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"model": self.route.id, "opencode_model": self.opencode_model, "config_path": str(self.config_path),
+                "argv": self.argv, "env": self.env, "route": self.route.as_json()}
+
+
+@dataclass
+class ArenaMatch:
+    """One match: every contestant's dispatch, all on one shared config. Plugins may add ``notes``."""
+
+    contestants: list[Dispatch]
+    config_path: Path
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"config_path": str(self.config_path), "notes": self.notes,
+                "contestants": [c.as_json() for c in self.contestants]}
+
+
+@dataclass
+class Answer:
+    model: str
+    returncode: int
+    seconds: float
+    output: str
+
+
+def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
+    env = {**(os.environ if base_env is None else base_env), **dispatch.env}
+    started = time.monotonic()
+    try:
+        done = subprocess.run(dispatch.argv, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        output, code = done.stdout.strip() or done.stderr.strip()[-2000:], done.returncode
+    except subprocess.TimeoutExpired:
+        output, code = f"(no answer within {timeout:g} s)", 124
+    return Answer(dispatch.route.id, code, time.monotonic() - started, output)
+
+
+def run_match(match: ArenaMatch, prompt: Sequence[str], base_env: Mapping[str, str] | None = None,
+              timeout: float | None = None) -> list[Answer]:
+    """Run every contestant at once on the same prompt; answers in contestant order."""
+    runs = [Dispatch(c.route, c.opencode_model, c.config_path, [*c.argv, *prompt], c.env) for c in match.contestants]
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return list(pool.map(lambda d: run_one(d, base_env, timeout), runs))

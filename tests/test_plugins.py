@@ -1,0 +1,231 @@
+"""Hooks: built-in behaviour as default plugins, third-party plugins through a real entry point, and every
+host call site agreeing through the one resolver."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from boocoder_bridge import Bridge, ModelIdError, ProviderUnavailableError, Refused, hookimpl
+from boocoder_bridge.plugins import make_plugin_manager
+from tests.fakehost import llama_swap_body
+
+PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
+
+
+@pytest.fixture
+def fake_opencode(tmp_path: Path) -> str:
+    """Dispatch only builds argv here; the real binary is used in test_dispatch_e2e."""
+    path = tmp_path / "opencode"
+    path.write_text("#!/bin/sh\necho fake opencode \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def fleet(hosts, write_registry):
+    sam = hosts(name="sam", models_body=llama_swap_body("coder", "same", "small", contexts={"coder": 65536},
+                                                       outputs={"coder": 8192}))
+    emb = hosts(name="emb", models_body=llama_swap_body("same"))
+    path = write_registry({
+        "default_provider": "sam",
+        "providers": {
+            "sam": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sc"},
+            "emb": {"kind": "llama-swap", "base_url": emb.url},
+            "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3},
+            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
+                         "enabled_if_env": "DEEPSEEK_API_KEY", "bare_ids": ["deepseek-chat"]},
+        },
+    })
+    return path, sam, emb
+
+
+def bridge_with(path: Path, *plugins: object) -> Bridge:
+    pm = make_plugin_manager(entry_points=False)
+    for plugin in plugins:
+        pm.register(plugin)
+    return Bridge.load(path, plugin_manager=pm)
+
+
+def test_every_call_site_agrees_for_the_same_id(fleet, fake_opencode) -> None:
+    path, sam, _ = fleet
+    bridge = bridge_with(path)
+    for model_id in ("coder", "sam/coder", "llama-swap/coder"):
+        dispatch = bridge.dispatch(model_id, ["hi"], opencode=fake_opencode)
+        match = bridge.arena_match([model_id, "emb/same"], opencode=fake_opencode)
+        compaction = bridge.compaction_model(model_id)
+        task = bridge.task_model("title", model_id)
+        routes = [dispatch.route, match.contestants[0].route, compaction.model, compaction.session, task,
+                  bridge.resolve(model_id, "context")]
+        assert {(r.id, r.provider, r.model, r.base_url, r.upstream_model, r.context_window, r.max_output)
+                for r in routes} == {("sam/coder", "sam", "coder", sam.url + "/sc/v1", "coder", 65536, 8192)}
+        assert bridge.context_window(model_id) == compaction.context_window == 65536
+        assert dispatch.argv == [fake_opencode, "run", "-m", "sam/coder", "hi"]
+        assert match.contestants[0].argv == [fake_opencode, "run", "-m", "sam/coder"]
+        assert dispatch.env == {"OPENCODE_CONFIG": str(dispatch.config_path)} and match.config_path == \
+            dispatch.config_path
+        assert "coder" in json.loads(dispatch.config_path.read_text())["provider"]["sam"]["models"]
+
+
+def test_acp_mode(fleet, fake_opencode) -> None:
+    path, _, _ = fleet
+    dispatch = bridge_with(path).dispatch("emb/same", mode="acp", opencode=fake_opencode)
+    assert dispatch.argv == [fake_opencode, "acp"] and dispatch.opencode_model == "emb/same"
+
+
+def test_arena_rules(fleet, fake_opencode) -> None:
+    path, _, _ = fleet
+    bridge = bridge_with(path)
+    match = bridge.arena_match(["sam/same", "emb/same"], opencode=fake_opencode)  # same name, two hosts
+    assert [c.route.id for c in match.contestants] == ["sam/same", "emb/same"]
+    with pytest.raises(ModelIdError, match="same model on the same provider"):
+        bridge.arena_match(["coder", "sam/coder"], opencode=fake_opencode)
+    with pytest.raises(ModelIdError, match="at least two"):
+        bridge.arena_match(["coder"], opencode=fake_opencode)
+    with pytest.raises(ProviderUnavailableError, match="down is offline"):
+        bridge.arena_match(["coder", "down/x"], opencode=fake_opencode)
+    with pytest.raises(ProviderUnavailableError, match="DEEPSEEK_API_KEY"):
+        bridge.arena_match(["coder", "deepseek-chat"], opencode=fake_opencode)
+
+
+def test_task_and_compaction_defaults_and_configured(fleet) -> None:
+    path, _, _ = fleet
+    bridge = bridge_with(path)
+    assert bridge.task_model("title", "emb/same").id == "emb/same"  # the session's own model, same host
+    assert bridge.task_model("title", "emb/same", configured="small").id == "sam/small"
+    compaction = bridge.compaction_model("sam/small", configured="coder")
+    assert (compaction.model.id, compaction.session.id, compaction.context_window) == ("sam/coder", "sam/small",
+                                                                                       None)
+
+
+class Chooser:
+    @hookimpl
+    def choose_task_model(self, kind, session, configured):
+        return "sam/small" if kind == "title" else None
+
+    @hookimpl
+    def choose_compaction_model(self, session, configured):
+        return "sam/coder"
+
+    @hookimpl
+    def context_window(self, provider, model):
+        return 4096 if model == "small" else None
+
+    @hookimpl
+    def before_dispatch(self, route, argv, env):
+        argv.append("--print-logs")
+        env["FLEET_ROUTE"] = route.id
+
+
+def test_plugins_choose_and_supply(fleet, fake_opencode) -> None:
+    path, _, _ = fleet
+    bridge = bridge_with(path, Chooser())
+    assert bridge.task_model("title", "emb/same").id == "sam/small"
+    assert bridge.task_model("summary", "emb/same").id == "emb/same"  # None: next plugin (the default)
+    assert bridge.compaction_model("emb/same").model.id == "sam/coder"
+    assert bridge.context_window("sam/small") == 4096  # the resolver did not know it
+    assert bridge.context_window("sam/coder") == 65536  # the host's own answer wins over plugins
+    assert bridge.context_window("emb/same") is None
+    dispatch = bridge.dispatch("coder", ["hi"], opencode=fake_opencode)
+    assert dispatch.argv[-1] == "--print-logs" and dispatch.env["FLEET_ROUTE"] == "sam/coder"
+
+
+class Broken:
+    @hookimpl
+    def choose_task_model(self, kind, session, configured):
+        raise RuntimeError("kaboom")
+
+    @hookimpl
+    def opencode_provider_entry(self, provider, entry):
+        raise Refused("not allowed here")
+
+    @hookimpl
+    def before_dispatch(self, route, argv, env):
+        if route.model == "small":
+            raise Refused("small models may not run coder tasks")
+
+
+def test_a_failing_plugin_is_named_and_skipped(fleet, fake_opencode) -> None:
+    path, _, _ = fleet
+    bridge = bridge_with(path, Broken())
+    assert bridge.task_model("title", "emb/same").id == "emb/same"
+    config, _ = bridge.opencode_config()
+    assert "coder" in config["provider"]["sam"]["models"]  # Refused is no veto in this hook: skipped
+    assert any("failed in choose_task_model: RuntimeError: kaboom" in w for w in bridge.warnings)
+    assert any("failed in opencode_provider_entry" in w for w in bridge.warnings)
+    assert bridge.warnings[0].startswith("plugin tests.test_plugins.Broken failed")
+    assert len(bridge.warnings) == 2  # reported once, not once per call
+    with pytest.raises(Refused, match="small models"):
+        bridge.dispatch("small", ["hi"], opencode=fake_opencode)
+
+
+def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
+    path, _, _ = fleet
+    monkeypatch.setenv("PATH", "/nonexistent")
+    from boocoder_bridge.errors import OpencodeNotFoundError
+
+    with pytest.raises(OpencodeNotFoundError, match="BOOCODER_BRIDGE_OPENCODE"):
+        bridge_with(path).dispatch("coder")
+    monkeypatch.setenv("BOOCODER_BRIDGE_OPENCODE", "/nonexistent/opencode")
+    with pytest.raises(OpencodeNotFoundError, match="not an executable"):
+        bridge_with(path).dispatch("coder")
+
+
+@pytest.fixture(scope="module")
+def plugin_venv(tmp_path_factory) -> Path:
+    """A venv that sees this checkout's boocoder_bridge and has the test plugin installed for real."""
+    venv = tmp_path_factory.mktemp("plugin") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    str(PLUGIN_PKG)], check=True, timeout=300)
+    return venv
+
+
+def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_registry) -> None:
+    ollama = hosts(name="ollama", extra={"/api/tags": {"models": [{"name": "llama3.2:3b"}, {"name": "qwen3:8b"}]}})
+    sam = hosts(name="sam", models_body=llama_swap_body("coder"))
+    registry = write_registry({"default_provider": "sam", "providers": {
+        "sam": {"kind": "llama-swap", "base_url": sam.url},
+        "box": {"kind": "ollama", "base_url": ollama.url}}})
+    env = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_NO_ENTRY_POINTS"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([plugin_venv / "bin" / "python", "-m", "boocoder_bridge", "--registry", str(registry),
+                               *args], capture_output=True, text=True, env=env, timeout=120)
+
+    listed = json.loads(cli("plugins", "--json").stdout)
+    names = {p["name"]: p["hooks"] for p in listed["plugins"]}
+    assert "ollama" in listed["kinds"]
+    assert "opencode_provider_entry" in names["ollama"] and "register_provider_kinds" in names["ollama"]
+    generated = cli("generate")
+    assert generated.returncode == 0, generated.stderr
+    config = json.loads(generated.stdout)
+    assert sorted(config["provider"]["box"]["models"]) == ["llama3.2:3b", "qwen3:8b"]  # the new kind worked
+    assert {p["options"]["timeout"] for p in config["provider"].values()} == {600000}  # the entry hook worked
+    resolved = json.loads(cli("resolve", "box/qwen3:8b", "--json").stdout)
+    assert resolved["context_window"] == 2048 and resolved["base_url"] == ollama.url + "/v1"
+    task = cli("resolve", "coder")  # the broken plugin is loaded but only hurts when its hook runs
+    assert task.returncode == 0
+    # Without the plugin the same registry is an error that names the missing kind.
+    plain = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "validate"],
+                           capture_output=True, text=True, env={**env, "BOOCODER_BRIDGE_NO_ENTRY_POINTS": "1"})
+    assert plain.returncode == 2 and "$.providers.box.kind" in plain.stderr and "ollama" in plain.stderr
+
+
+def test_failing_third_party_plugin_is_reported_by_name(plugin_venv, write_registry, hosts) -> None:
+    sam = hosts(name="sam", models_body=llama_swap_body("coder"))
+    registry = write_registry({"default_provider": "sam", "providers": {
+        "sam": {"kind": "llama-swap", "base_url": sam.url}}})
+    code = ("from boocoder_bridge import Bridge; import sys; b = Bridge.load(sys.argv[1]); "
+            "print(b.task_model('title', 'coder').id); print('\\n'.join(b.warnings))")
+    done = subprocess.run([plugin_venv / "bin" / "python", "-c", code, str(registry)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "sam/coder"
+    assert "plugin broken failed in choose_task_model: RuntimeError: boom from the broken plugin" in done.stdout
