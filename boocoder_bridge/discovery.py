@@ -7,20 +7,21 @@ only within the same origin, and a whole provider (including slow trickling bodi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from .errors import ModelIdError
 from .ids import check_id_text
 from .registry import Provider, Registry
+
+if TYPE_CHECKING:  # httpx and asyncio load only when a host is asked, so warm-cache commands start fast
+    import httpx
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -64,15 +65,21 @@ class HostClient:
     """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline."""
 
     def __init__(self, http: httpx.AsyncClient, provider: Provider, env: Mapping[str, str]) -> None:
+        import asyncio
+
         self.http, self.provider = http, provider
         key = env.get(provider.api_key_env) if provider.api_key_env else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.deadline = asyncio.get_running_loop().time() + provider.timeout_s
 
     def remaining(self) -> float:
+        import asyncio
+
         return self.deadline - asyncio.get_running_loop().time()
 
     async def get_json(self, path: str) -> Any:
+        import httpx
+
         url = httpx.URL(self.provider.base_url + path)
         origin = (url.scheme, url.host, url.port)
         for _ in range(MAX_REDIRECTS + 1):
@@ -166,6 +173,8 @@ def parse_model_list(body: Any) -> tuple[list[HostModel], int]:
 
 async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
     """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in)."""
+    import asyncio
+
     wanted = [m for m in models if m.context_window is None and m.type == "model"]
     if not wanted:
         return models
@@ -197,6 +206,10 @@ ListModels = Callable[[HostClient], Any]  # ProviderKind.list_models: async, ret
 
 async def _discover_one(http: httpx.AsyncClient, provider: Provider, list_models: ListModels,
                         env: Mapping[str, str]) -> ProviderReport:
+    import asyncio
+
+    import httpx
+
     started = time.time()
     client = HostClient(http, provider, env)
     try:
@@ -215,6 +228,8 @@ async def _discover_one(http: httpx.AsyncClient, provider: Provider, list_models
 
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
+    import httpx
+
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect to {provider.base_url} (refused or unreachable)"
     if isinstance(exc, httpx.TimeoutException):
@@ -235,6 +250,10 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
                          only: Iterable[str] | None = None,
                          env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
     """Reports for the chosen providers (default: all), network ones fetched concurrently."""
+    import asyncio
+
+    import httpx
+
     env = os.environ if env is None else env
     chosen = [registry.providers[p] for p in (only if only is not None else registry.providers)]
     reports = {p.id: static_report(p, env) for p in chosen if not (p.discover and p.enabled(env))}
@@ -248,4 +267,6 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
 
 def discover(registry: Registry, list_models_for: Callable[[Provider], ListModels],
              only: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
+    import asyncio
+
     return asyncio.run(discover_async(registry, list_models_for, only, env))

@@ -4,7 +4,6 @@ hook; the two built-in kinds below are registered by :mod:`boocoder_bridge.defau
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from .discovery import HostClient, HostError, HostModel, live_context, parse_model_list
@@ -34,6 +33,8 @@ class LlamaSwapKind(ProviderKind):
     local: bool = True
 
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
+        import asyncio
+
         models, skipped = await super().list_models(client)
         # The list is what matters: never lose it to slow /props, so stop enriching well before the deadline.
         budget = client.remaining() - 0.1 * client.provider.timeout_s
