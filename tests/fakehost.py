@@ -160,6 +160,19 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
                 except OSError:
                     pass
                 return None
+            if kind == "big-unsized":  # no Content-Length: only a running count can stop it
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                chunk = b" " * 65536
+                try:
+                    for _ in range(arg // len(chunk)):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                return None
             if kind == "trickle":  # one byte per arg seconds, never finishing in time
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -1,0 +1,100 @@
+"""Property tests: random registries and random host bodies never crash anything."""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from boocoder_bridge.cli import main
+from boocoder_bridge.discovery import HostError, parse_model_list
+from boocoder_bridge.errors import RegistryError
+from boocoder_bridge.registry import registry_from_data
+
+KINDS = ["llama-swap", "openai-compatible"]
+provider_ids = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,10}\Z")
+urls = st.builds(lambda host, port: f"http://{host}:{port}", st.sampled_from(["127.0.0.1", "h", "box.lan"]),
+                 st.integers(1, 65535))
+env_names = st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,10}\Z")
+model_settings = st.fixed_dictionaries({}, optional={
+    "name": st.text(min_size=1, max_size=10), "context_window": st.integers(1, 10**7),
+    "max_output": st.integers(1, 10**6), "upstream_id": st.text(min_size=1, max_size=10)})
+providers = st.fixed_dictionaries({"kind": st.sampled_from(KINDS), "base_url": urls}, optional={
+    "sidecar_url": urls, "label": st.text(min_size=1, max_size=10), "api_key_env": env_names,
+    "enabled_if_env": env_names, "discover": st.booleans(), "timeout_s": st.floats(0.01, 600),
+    "models": st.dictionaries(st.text(string.ascii_letters + "/:-", min_size=1, max_size=12), model_settings,
+                              max_size=3)})
+valid_registries = st.dictionaries(provider_ids, providers, min_size=1, max_size=4).flatmap(
+    lambda ps: st.fixed_dictionaries({"default_provider": st.sampled_from(sorted(ps)), "providers": st.just(ps)}))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_registries)
+def test_valid_registries_load(data) -> None:
+    registry = registry_from_data(data, "<fuzz>", KINDS)
+    assert set(registry.providers) == set(data["providers"])
+    for provider in registry.providers.values():
+        assert provider.route_base.endswith("/v1")
+
+
+def mutate(data: dict, where: int, junk: object) -> dict:
+    """Break one place of a valid registry with a junk value."""
+    pid = sorted(data["providers"])[0]
+    spots = [("default_provider",), ("providers", pid, "kind"), ("providers", pid, "base_url"),
+             ("providers", pid, "timeout_s"), ("providers", pid, "sidcar_url"), ("providers", pid, "api_key"),
+             ("providers", pid, "models"), ("providers", pid, "bare_ids"), ("providers",)]
+    path = spots[where % len(spots)]
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = junk
+    return data
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(valid_registries, st.integers(0, 100), json_values)
+def test_invalid_registries_exit_2_naming_the_path(tmp_path, capsys, data, where, junk) -> None:
+    broken = mutate(json.loads(json.dumps(data)), where, junk)
+    try:
+        registry_from_data(broken, "<fuzz>", KINDS)
+    except RegistryError as exc:
+        assert exc.json_path.startswith("$")
+    else:
+        return  # the junk happened to be valid there
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps(broken))
+    code = main(["--registry", str(path), "validate"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"boocoder-bridge: error: {path}: $") and "Traceback" not in err
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_random_bodies_never_crash_discovery(body) -> None:
+    try:
+        models, skipped = parse_model_list(body)
+    except HostError as exc:
+        assert exc.status == "error" and "\n" not in exc.reason
+    else:
+        assert [m.id for m in models] == sorted({m.id for m in models}) and skipped >= 0
+
+
+@settings(max_examples=200)
+@given(st.lists(st.fixed_dictionaries({"id": st.text(min_size=1, max_size=20)}, optional={
+    "context_length": json_values, "meta": st.fixed_dictionaries({}, optional={
+        "n_ctx": json_values, "llamaswap": st.dictionaries(st.sampled_from(
+            ["type", "modelID", "peerID", "context_length", "context_window", "max_output_tokens"]),
+            json_values, max_size=4)}), "status": json_values, "name": json_values}), max_size=6))
+def test_random_entries_give_only_positive_int_windows(entries) -> None:
+    models, _ = parse_model_list({"data": entries})
+    for model in models:
+        assert model.context_window is None or (type(model.context_window) is int and model.context_window > 0)
+        assert model.max_output is None or (type(model.max_output) is int and model.max_output > 0)
