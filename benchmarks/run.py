@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boocoder_bridge import Bridge  # noqa: E402
-from boocoder_bridge.discovery import HostModel, ProviderReport  # noqa: E402
+from boocoder_bridge.discovery import ProviderReport  # noqa: E402
 from boocoder_bridge.opencode import render  # noqa: E402
 from boocoder_bridge.plugins import make_plugin_manager  # noqa: E402
 from boocoder_bridge.registry import registry_from_data  # noqa: E402
@@ -103,7 +103,7 @@ def bench_warm_catalog(results: dict, folder: Path) -> None:
         env = {**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(folder / "warm-state"),
                "BOOCODER_BRIDGE_CACHE_TTL": "3600"}
         argv = [PYTHON, "-m", "boocoder_bridge", "--registry", str(registry), "models", "--json"]
-        cold = process_time(argv + ["--refresh"], 1, env)  # asks both hosts: waits out the hanging one
+        cold = process_time([*argv, "--refresh"], 1, env)  # asks both hosts: waits out the hanging one
         warm = process_time(argv, 7, env)
         bare = process_time([PYTHON, "-c", "pass"], 7)
     finally:
@@ -208,7 +208,8 @@ def report(results: dict) -> str:
         f"plugin manager (entry-point scan) {r['startup']['bridge_load_with_new_plugin_manager_s'] * 1000:.1f} ms | "
         f"{'yes' if r['startup']['bridge_load_s'] < 0.005 else 'NO'} |",
         f"| `resolve()` >= 200,000/s | {r['resolve']['calls_per_s']:,.0f}/s | first resolve of an ID "
-        f"{r['resolve']['first_resolve_of_an_id_us']:.1f} us | {'yes' if r['resolve']['calls_per_s'] >= 2e5 else 'NO'} |",
+        f"{r['resolve']['first_resolve_of_an_id_us']:.1f} us | "
+        f"{'yes' if r['resolve']['calls_per_s'] >= 2e5 else 'NO'} |",
         f"| generate 20 x 500 < 200 ms | {r['generation_20x500']['generate_s'] * 1000:.1f} ms "
         f"({r['generation_20x500']['config_bytes'] / 1024:.0f} KiB) | catalog of the same fleet "
         f"{r['generation_20x500']['catalog_s'] * 1000:.1f} ms | "

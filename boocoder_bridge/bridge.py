@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ class Bridge:
         env = os.environ if env is None else env
         hooks = Hooks(plugin_manager or get_plugin_manager())
         kinds: dict[str, ProviderKind] = {}
-        hooks.each("register_provider_kinds", register=lambda kind: kinds.__setitem__(kind.name, kind))
+        # Plugins run before the defaults, so a plugin may replace a built-in kind of the same name.
+        hooks.each("register_provider_kinds", register=lambda kind: kinds.setdefault(kind.name, kind))
         if isinstance(registry, Registry):
             unknown = sorted({p.kind for p in registry.providers.values()} - set(kinds))
             if unknown:
@@ -88,13 +89,22 @@ class Bridge:
 
     def reports(self, refresh: bool = False) -> dict[str, ProviderReport]:
         """Each provider's status and models: fresh cache (TTL) unless ``refresh``, the rest asked concurrently."""
+        return self._gather(lambda provider: None if refresh else self.cache.fresh(provider, self.ttl_s))
+
+    def known_reports(self) -> dict[str, ProviderReport]:
+        """The last known good answer of each provider, asking only hosts never seen before."""
+        reports = self._gather(lambda provider: entry.latest if (entry := self.cache.entry(provider)) else None)
+        return {pid: self._last_known(self.registry.providers[pid], r) for pid, r in reports.items()}
+
+    def _gather(self, cached: Callable[[Provider], ProviderReport | None]) -> dict[str, ProviderReport]:
+        """Static reports for providers not asked over the network, ``cached`` ones, and the rest discovered."""
         out: dict[str, ProviderReport] = {}
         ask: list[str] = []
         for pid, provider in self.registry.providers.items():
             if not (provider.discover and provider.enabled(self.env)):
                 out[pid] = static_report(provider, self.env)
-            elif not refresh and (cached := self.cache.fresh(provider, self.ttl_s)) is not None:
-                out[pid] = cached
+            elif (report := cached(provider)) is not None:
+                out[pid] = report
             else:
                 ask.append(pid)
         if ask:
@@ -110,23 +120,6 @@ class Bridge:
         if report.status in AVAILABLE:
             return report
         return self.cache.last_good(provider) or report
-
-    def known_reports(self) -> dict[str, ProviderReport]:
-        """The last known answer of each provider, from the cache, asking only hosts never seen before."""
-        out: dict[str, ProviderReport] = {}
-        unseen: list[str] = []
-        for pid, provider in self.registry.providers.items():
-            if not (provider.discover and provider.enabled(self.env)):
-                out[pid] = static_report(provider, self.env)
-            elif (entry := self.cache.entry(provider)) is not None:
-                out[pid] = self._last_known(provider, entry.latest)
-            else:
-                unseen.append(pid)
-        if unseen:
-            found = discover(self.registry, self._lister, only=unseen, env=self.env)
-            self.cache.store(self.registry.providers, found)
-            out.update(found)
-        return out
 
     # --- the resolver -----------------------------------------------------------------------------
 

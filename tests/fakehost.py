@@ -148,24 +148,15 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, body, "text/html" if body.lstrip().startswith(b"<") else "application/json")
             if kind == "redirect":
                 return self._send(302, b"", extra={"Location": arg})
-            if kind == "big":  # arg bytes, streamed without reading them into memory first
+            if kind in ("big", "big-unsized"):  # arg bytes, streamed; unsized: only a running count stops it
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(arg))
+                if kind == "big":
+                    self.send_header("Content-Length", str(arg))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
-                chunk = b" " * 65536
-                try:
-                    for _ in range(arg // len(chunk)):
-                        self.wfile.write(chunk)
-                except OSError:
-                    pass
-                return None
-            if kind == "big-unsized":  # no Content-Length: only a running count can stop it
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
                 chunk = b" " * 65536
                 try:
                     for _ in range(arg // len(chunk)):
