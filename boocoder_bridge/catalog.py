@@ -77,7 +77,7 @@ def listed_models(report: ProviderReport) -> list[HostModel]:
 
 
 def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], resolver: Resolver,
-                  favorites: Iterable[str], kinds: Mapping[str, object] | None = None) -> Catalog:
+                  favorites: Iterable[str]) -> Catalog:
     favorite_ids = list(dict.fromkeys(favorites))
     wanted = set(favorite_ids)
     groups: list[CatalogGroup] = []

@@ -172,6 +172,10 @@ def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
 
     with pytest.raises(OpencodeNotFoundError, match="BOOCODER_BRIDGE_OPENCODE"):
         bridge_with(path).dispatch("coder")
+    from tests.conftest import run_process
+
+    result = run_process("--registry", str(path), "run", "coder", "hi", env={**os.environ})
+    assert result.code == 6 and "no opencode binary" in result.err and "Traceback" not in result.err
     monkeypatch.setenv("BOOCODER_BRIDGE_OPENCODE", "/nonexistent/opencode")
     with pytest.raises(OpencodeNotFoundError, match="not an executable"):
         bridge_with(path).dispatch("coder")
