@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boocoder_bridge import Bridge  # noqa: E402
-from boocoder_bridge.discovery import ProviderReport  # noqa: E402
+from boocoder_bridge.hostdata import ProviderReport, parse_model_list  # noqa: E402
 from boocoder_bridge.opencode import render  # noqa: E402
 from boocoder_bridge.plugins import make_plugin_manager  # noqa: E402
 from boocoder_bridge.registry import registry_from_data  # noqa: E402
@@ -58,7 +58,6 @@ def fleet(folder: Path, providers: int, models: int) -> tuple[Path, Path]:
     body = llama_swap_body(*(f"org/model-{j}:Q4_K_M" for j in range(models)),
                            contexts={f"org/model-{j}:Q4_K_M": 32768 for j in range(0, models, 2)},
                            outputs={f"org/model-{j}:Q4_K_M": 4096 for j in range(0, models, 4)})
-    from boocoder_bridge.discovery import parse_model_list
 
     parsed, _ = parse_model_list(body)
     now = time.time() + 3600  # stays fresh for the whole run

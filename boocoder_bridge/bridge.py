@@ -14,11 +14,11 @@ from typing import Any
 import pluggy
 
 from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
-from .discovery import ProviderReport, discover, static_report
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
 from .errors import ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import FILE_NAME as FAVORITES_FILE
 from .favorites import Favorites
+from .hostdata import ProviderReport, static_report
 from .kinds import ProviderKind
 from .opencode import build_config, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
@@ -108,6 +108,8 @@ class Bridge:
             else:
                 ask.append(pid)
         if ask:
+            from .discovery import discover  # httpx and asyncio load only when a host is really asked
+
             found = discover(self.registry, self._lister, only=ask, env=self.env)
             self.cache.store(self.registry.providers, found)
             out.update(found)

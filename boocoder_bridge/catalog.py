@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel
 
-from .discovery import HostModel, ProviderReport, Status
+from .hostdata import HostModel, ProviderReport, Status
 from .registry import Registry
 from .routing import Resolver
 

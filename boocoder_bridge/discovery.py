@@ -7,79 +7,37 @@ only within the same origin, and a whole provider (including slow trickling bodi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
+import httpx
 
-from .errors import ModelIdError
-from .ids import check_id_text
+from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, positive_int, static_report
 from .registry import Provider, Registry
-
-if TYPE_CHECKING:  # httpx and asyncio load only when a host is asked, so warm-cache commands start fast
-    import httpx
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
-Status = Literal["online", "offline", "error", "disabled", "static"]
-
-
-class HostModel(BaseModel):
-    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in the README."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    name: str | None = None
-    type: str = "model"  # llama-swap's meta.llamaswap.type: model, alias, peer, selector, profile
-    alias_of: str | None = None
-    loaded: bool | None = None  # None: the host does not say
-    context_window: int | None = None
-    context_source: str | None = None
-    max_output: int | None = None
-
-
-class ProviderReport(BaseModel):
-    """What one provider said at ``fetched_at`` (unix seconds)."""
-
-    provider: str
-    status: Status
-    error: str | None = None
-    models: list[HostModel] = []
-    fetched_at: float = 0.0
-
-
-class HostError(Exception):
-    """A host answered badly; ``status`` is ``offline`` (unreachable) or ``error`` (reachable, bad answer)."""
-
-    def __init__(self, status: Status, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
+__all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
 
 
 class HostClient:
     """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline."""
 
     def __init__(self, http: httpx.AsyncClient, provider: Provider, env: Mapping[str, str]) -> None:
-        import asyncio
-
         self.http, self.provider = http, provider
         key = env.get(provider.api_key_env) if provider.api_key_env else None
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.deadline = asyncio.get_running_loop().time() + provider.timeout_s
 
     def remaining(self) -> float:
-        import asyncio
-
         return self.deadline - asyncio.get_running_loop().time()
 
     async def get_json(self, path: str) -> Any:
-        import httpx
-
         url = httpx.URL(self.provider.base_url + path)
         origin = (url.scheme, url.host, url.port)
         for _ in range(MAX_REDIRECTS + 1):
@@ -118,63 +76,8 @@ async def _read_capped(response: httpx.Response, path: str) -> bytes:
     return b"".join(chunks)
 
 
-# --- parsing -----------------------------------------------------------------------------------------
-
-
-def _positive_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _context(entry: Mapping[str, Any], meta: Mapping[str, Any],
-             owner: Mapping[str, Any]) -> tuple[int | None, str | None]:
-    """The context window a host declares in its list, without loading anything (first found wins)."""
-    for source, value in (
-        ("context_length", entry.get("context_length")),
-        ("meta.n_ctx", meta.get("n_ctx")),
-        ("meta.llamaswap.context_length", owner.get("context_length")),
-        ("meta.llamaswap.context_window", owner.get("context_window")),
-    ):
-        if (size := _positive_int(value)) is not None:
-            return size, source
-    return None, None
-
-
-def parse_model_list(body: Any) -> tuple[list[HostModel], int]:
-    """Parse any llama-swap (old or current) or plain OpenAI ``/v1/models`` body; returns models and skipped count.
-
-    Raises :class:`HostError` for a body that is not a model list at all.
-    """
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise HostError("error", "/v1/models answer is not a model list (expected an object with a 'data' list)")
-    seen: dict[str, HostModel] = {}
-    skipped = 0
-    for index, entry in enumerate(body["data"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
-            raise HostError("error", f"/v1/models entry {index} has no string 'id'")
-        try:
-            check_id_text(entry["id"])
-        except ModelIdError:
-            skipped += 1
-            continue
-        meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-        owner = meta.get("llamaswap") if isinstance(meta.get("llamaswap"), dict) else {}
-        kind = owner.get("type") if isinstance(owner.get("type"), str) else ("peer" if "peerID" in owner else "model")
-        status = entry.get("status")
-        loaded = status.get("value") == "loaded" if isinstance(status, dict) and "value" in status else None
-        context, source = _context(entry, meta, owner)
-        name = entry.get("name") if isinstance(entry.get("name"), str) and entry.get("name") else None
-        alias_of = owner.get("modelID") if isinstance(owner.get("modelID"), str) else None
-        seen.setdefault(entry["id"], HostModel(
-            id=entry["id"], name=name, type=kind, alias_of=alias_of, loaded=loaded, context_window=context,
-            context_source=source, max_output=_positive_int(owner.get("max_output_tokens")),
-        ))
-    return sorted(seen.values(), key=lambda m: m.id), skipped
-
-
 async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
     """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in)."""
-    import asyncio
-
     wanted = [m for m in models if m.context_window is None and m.type == "model"]
     if not wanted:
         return models
@@ -191,8 +94,8 @@ async def live_context(client: HostClient, models: list[HostModel]) -> list[Host
         except HostError:
             return model
         settings = answer.get("default_generation_settings") if isinstance(answer, dict) else None
-        n_ctx = _positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
-        n_ctx = n_ctx or (_positive_int(answer.get("n_ctx")) if isinstance(answer, dict) else None)
+        n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+        n_ctx = n_ctx or (positive_int(answer.get("n_ctx")) if isinstance(answer, dict) else None)
         return model.model_copy(update={"context_window": n_ctx, "context_source": "props"}) if n_ctx else model
 
     loaded = {m.id: m for m in await asyncio.gather(*(props(m) for m in wanted if m.loaded))}
@@ -206,10 +109,6 @@ ListModels = Callable[[HostClient], Any]  # ProviderKind.list_models: async, ret
 
 async def _discover_one(http: httpx.AsyncClient, provider: Provider, list_models: ListModels,
                         env: Mapping[str, str]) -> ProviderReport:
-    import asyncio
-
-    import httpx
-
     started = time.time()
     client = HostClient(http, provider, env)
     try:
@@ -228,8 +127,6 @@ async def _discover_one(http: httpx.AsyncClient, provider: Provider, list_models
 
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
-    import httpx
-
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect to {provider.base_url} (refused or unreachable)"
     if isinstance(exc, httpx.TimeoutException):
@@ -237,29 +134,16 @@ def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
     return f"{exc.__class__.__name__} talking to {provider.base_url}"
 
 
-def static_report(provider: Provider, env: Mapping[str, str]) -> ProviderReport:
-    """A provider not asked over the network: disabled, or listed from the registry alone."""
-    if not provider.enabled(env):
-        return ProviderReport(provider=provider.id, status="disabled", error=provider.disabled_reason())
-    names = dict.fromkeys([*provider.models, *provider.bare_ids])
-    return ProviderReport(provider=provider.id, status="static", models=[HostModel(id=n) for n in sorted(names)],
-                          fetched_at=time.time())
-
-
 async def discover_async(registry: Registry, list_models_for: Callable[[Provider], ListModels],
                          only: Iterable[str] | None = None,
                          env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
     """Reports for the chosen providers (default: all), network ones fetched concurrently."""
-    import asyncio
-
-    import httpx
-
     env = os.environ if env is None else env
     chosen = [registry.providers[p] for p in (only if only is not None else registry.providers)]
     reports = {p.id: static_report(p, env) for p in chosen if not (p.discover and p.enabled(env))}
     asked = [p for p in chosen if p.id not in reports]
     if asked:
-        async with httpx.AsyncClient( follow_redirects=False, trust_env=False) as http:
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
             found = await asyncio.gather(*(_discover_one(http, p, list_models_for(p), env) for p in asked))
         reports.update((r.provider, r) for r in found)
     return {p.id: reports[p.id] for p in chosen}
@@ -267,6 +151,4 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
 
 def discover(registry: Registry, list_models_for: Callable[[Provider], ListModels],
              only: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
-    import asyncio
-
     return asyncio.run(discover_async(registry, list_models_for, only, env))

@@ -5,8 +5,12 @@ hook; the two built-in kinds below are registered by :mod:`boocoder_bridge.defau
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .discovery import HostClient, HostError, HostModel, live_context, parse_model_list
+from .hostdata import HostError, HostModel, parse_model_list
+
+if TYPE_CHECKING:
+    from .discovery import HostClient
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class LlamaSwapKind(ProviderKind):
 
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
         import asyncio
+
+        from .discovery import live_context
 
         models, skipped = await super().list_models(client)
         # The list is what matters: never lose it to slow /props, so stop enriching well before the deadline.

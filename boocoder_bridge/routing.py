@@ -11,8 +11,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .discovery import HostModel, ProviderReport
 from .errors import ModelIdError, ProviderUnavailableError
+from .hostdata import HostModel, ProviderReport
 from .registry import Provider, Registry
 
 Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from .discovery import ProviderReport
 from .errors import StateError
+from .hostdata import ProviderReport
 from .registry import Provider
 
 STATE_DIR_ENV = "BOOCODER_BRIDGE_STATE_DIR"

@@ -133,3 +133,16 @@ def test_text_view_reads_like_a_picker(fleet, run_cli) -> None:
     assert any(line.startswith("Sam [sam, llama-swap]: online") for line in lines)
     assert any(line.startswith("emb [emb, llama-swap]: offline") for line in lines)
     assert max(map(len, lines)) <= 80
+
+
+def test_warm_cache_commands_never_load_the_network_stack(fleet) -> None:
+    import subprocess
+    import sys
+
+    path, sam, _ = fleet
+    Bridge.load(path).catalog()
+    asked = len(sam.requests)
+    code = ("import sys; from boocoder_bridge import Bridge; b = Bridge.load(sys.argv[1]); b.catalog(); "
+            "b.resolve('coder'); b.opencode_config(); print(sorted({'httpx', 'asyncio'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]" and len(sam.requests) == asked

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from boocoder_bridge.discovery import HostError, parse_model_list
+from boocoder_bridge.hostdata import HostError, parse_model_list
 from boocoder_bridge.kinds import LLAMA_SWAP, OPENAI_COMPATIBLE
 from boocoder_bridge.registry import registry_from_data
 from tests.fakehost import RESPONSES, llama_swap_body

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boocoder_bridge.cli import main
-from boocoder_bridge.discovery import HostError, parse_model_list
 from boocoder_bridge.errors import RegistryError
+from boocoder_bridge.hostdata import HostError, parse_model_list
 from boocoder_bridge.registry import registry_from_data
 
 KINDS = ["llama-swap", "openai-compatible"]

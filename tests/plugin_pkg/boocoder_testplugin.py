@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from boocoder_bridge import ProviderKind, Refused, hookimpl
-from boocoder_bridge.discovery import HostError, HostModel
+from boocoder_bridge.hostdata import HostError, HostModel
 
 
 class OllamaKind(ProviderKind):

@@ -1,0 +1,111 @@
+"""What hosts said, with no network: parsed model lists and per-provider reports.
+
+Kept apart from :mod:`boocoder_bridge.discovery` so that commands served from the cache never import httpx or
+asyncio (a warm ``models`` process starts faster).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import ModelIdError
+from .ids import check_id_text
+from .registry import Provider
+
+Status = Literal["online", "offline", "error", "disabled", "static"]
+
+
+class HostModel(BaseModel):
+    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in the README."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str | None = None
+    type: str = "model"  # llama-swap's meta.llamaswap.type: model, alias, peer, selector, profile
+    alias_of: str | None = None
+    loaded: bool | None = None  # None: the host does not say
+    context_window: int | None = None
+    context_source: str | None = None
+    max_output: int | None = None
+
+
+class ProviderReport(BaseModel):
+    """What one provider said at ``fetched_at`` (unix seconds)."""
+
+    provider: str
+    status: Status
+    error: str | None = None
+    models: list[HostModel] = []
+    fetched_at: float = 0.0
+
+
+class HostError(Exception):
+    """A host answered badly; ``status`` is ``offline`` (unreachable) or ``error`` (reachable, bad answer)."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _context(entry: Mapping[str, Any], meta: Mapping[str, Any],
+             owner: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """The context window a host declares in its list, without loading anything (first found wins)."""
+    for source, value in (
+        ("context_length", entry.get("context_length")),
+        ("meta.n_ctx", meta.get("n_ctx")),
+        ("meta.llamaswap.context_length", owner.get("context_length")),
+        ("meta.llamaswap.context_window", owner.get("context_window")),
+    ):
+        if (size := positive_int(value)) is not None:
+            return size, source
+    return None, None
+
+
+def parse_model_list(body: Any) -> tuple[list[HostModel], int]:
+    """Parse any llama-swap (old or current) or plain OpenAI ``/v1/models`` body; returns models and skipped count.
+
+    Raises :class:`HostError` for a body that is not a model list at all.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise HostError("error", "/v1/models answer is not a model list (expected an object with a 'data' list)")
+    seen: dict[str, HostModel] = {}
+    skipped = 0
+    for index, entry in enumerate(body["data"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
+            raise HostError("error", f"/v1/models entry {index} has no string 'id'")
+        try:
+            check_id_text(entry["id"])
+        except ModelIdError:
+            skipped += 1
+            continue
+        meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+        owner = meta.get("llamaswap") if isinstance(meta.get("llamaswap"), dict) else {}
+        kind = owner.get("type") if isinstance(owner.get("type"), str) else ("peer" if "peerID" in owner else "model")
+        status = entry.get("status")
+        loaded = status.get("value") == "loaded" if isinstance(status, dict) and "value" in status else None
+        context, source = _context(entry, meta, owner)
+        name = entry.get("name") if isinstance(entry.get("name"), str) and entry.get("name") else None
+        alias_of = owner.get("modelID") if isinstance(owner.get("modelID"), str) else None
+        seen.setdefault(entry["id"], HostModel(
+            id=entry["id"], name=name, type=kind, alias_of=alias_of, loaded=loaded, context_window=context,
+            context_source=source, max_output=positive_int(owner.get("max_output_tokens")),
+        ))
+    return sorted(seen.values(), key=lambda m: m.id), skipped
+
+
+def static_report(provider: Provider, env: Mapping[str, str]) -> ProviderReport:
+    """A provider not asked over the network: disabled, or listed from the registry alone."""
+    if not provider.enabled(env):
+        return ProviderReport(provider=provider.id, status="disabled", error=provider.disabled_reason())
+    names = dict.fromkeys([*provider.models, *provider.bare_ids])
+    return ProviderReport(provider=provider.id, status="static", models=[HostModel(id=n) for n in sorted(names)],
+                          fetched_at=time.time())
