@@ -57,6 +57,7 @@ class FakeHost:
     fault_arg: Any = None
     delay_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # more GET paths -> JSON bodies
+    barrier: threading.Barrier | None = None  # /v1/models answers only once every host sharing it was asked
     requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -118,6 +119,11 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             host.requests.append(Recorded("GET", self.path, dict(self.headers), None))
             if host.delay_s:
                 time.sleep(host.delay_s)
+            if self.path in ("/v1/models", "/models") and host.barrier is not None:
+                try:
+                    host.barrier.wait(timeout=5)
+                except threading.BrokenBarrierError:
+                    return self._json(503, {"error": "the other hosts were never asked at the same time"})
             if self.path in ("/v1/models", "/models") and host.fault:
                 return self._fault()
             if self.path in ("/v1/models", "/models"):

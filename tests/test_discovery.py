@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import pytest
 
@@ -115,16 +115,16 @@ def test_discovery_asks_base_url_never_the_sidecar(hosts) -> None:
 
 
 def test_hosts_are_asked_concurrently_and_failures_are_isolated(hosts) -> None:
-    slow = [hosts(name=f"s{i}", delay_s=0.4) for i in range(4)]
+    # Each of the four hosts answers only once all four have been asked: asked one after another, they would
+    # all fail. No timing is measured; the figures are in BENCHMARKS.md.
+    barrier = threading.Barrier(4)
+    together = [hosts(name=f"s{i}", barrier=barrier) for i in range(4)]
     dead = hosts(fault="status", fault_arg=500)
-    providers = {f"s{i}": {"kind": "llama-swap", "base_url": h.url} for i, h in enumerate(slow)}
+    providers = {f"s{i}": {"kind": "llama-swap", "base_url": h.url, "timeout_s": 10} for i, h in enumerate(together)}
     providers["dead"] = {"kind": "llama-swap", "base_url": dead.url}
     providers["gone"] = {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 1}
-    started = time.monotonic()
     reports = run(fleet(**providers))
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.2, "four 0.4 s hosts must overlap"  # generous: proves overlap, not speed
-    assert [reports[f"s{i}"].status for i in range(4)] == ["online"] * 4
+    assert [reports[f"s{i}"].status for i in range(4)] == ["online"] * 4, [reports[f"s{i}"].error for i in range(4)]
     assert reports["dead"].status == "error" and "HTTP 500" in reports["dead"].error
     assert reports["gone"].status == "offline" and "cannot connect" in reports["gone"].error
 
