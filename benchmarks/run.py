@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from boocoder_bridge import Bridge  # noqa: E402
-from boocoder_bridge.hostdata import ProviderReport, parse_model_list  # noqa: E402
+from boocoder_bridge import Bridge, ProviderReport  # noqa: E402
+from boocoder_bridge.cache import DiscoveryCache  # noqa: E402
+from boocoder_bridge.default_plugins.llama_swap import parse_models  # noqa: E402
 from boocoder_bridge.opencode import render  # noqa: E402
 from boocoder_bridge.plugins import make_plugin_manager  # noqa: E402
 from boocoder_bridge.registry import registry_from_data  # noqa: E402
-from boocoder_bridge.state import DiscoveryCache  # noqa: E402
 from tests.fakehost import FakeHost, llama_swap_body  # noqa: E402
 
 PYTHON = sys.executable
@@ -59,7 +59,7 @@ def fleet(folder: Path, providers: int, models: int) -> tuple[Path, Path]:
                            contexts={f"org/model-{j}:Q4_K_M": 32768 for j in range(0, models, 2)},
                            outputs={f"org/model-{j}:Q4_K_M": 4096 for j in range(0, models, 4)})
 
-    parsed, _ = parse_model_list(body)
+    parsed, _ = parse_models(body)
     now = time.time() + 3600  # stays fresh for the whole run
     reports = {pid: ProviderReport(provider=pid, status="online", models=parsed, fetched_at=now) for pid in data[
         "providers"]}

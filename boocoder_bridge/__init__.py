@@ -1,9 +1,20 @@
-"""boocoder-bridge: lets BooCoder and BooChat use a fleet of model servers through composite IDs."""
+"""boocoder-bridge: lets BooCoder and BooChat use a fleet of model servers through composite IDs.
 
-from .bridge import Bridge
+This is the public API: what the host, the CLI, the server and plugins (the built-in ones too) import. A name
+not listed in ``__all__`` is internal and may move.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .bridge import Bridge, Compaction
+from .catalog import Catalog, CatalogGroup, CatalogModel
+from .dispatch import Answer, ArenaMatch, Dispatch
 from .errors import (
     BridgeError,
     ModelIdError,
+    OpencodeNotFoundError,
     PluginError,
     ProviderUnavailableError,
     Refused,
@@ -11,23 +22,53 @@ from .errors import (
     StateError,
 )
 from .hookspecs import hookimpl
+from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, positive_int
 from .ids import ModelRef
 from .kinds import ProviderKind
+from .registry import Provider, Registry
 from .routing import Route
+
+if TYPE_CHECKING:
+    from .discovery import HostClient
 
 __version__ = "0.1.0"
 __all__ = [
+    "Answer",
+    "ArenaMatch",
     "Bridge",
     "BridgeError",
+    "Catalog",
+    "CatalogGroup",
+    "CatalogModel",
+    "Compaction",
+    "Dispatch",
+    "HostClient",
+    "HostError",
+    "HostModel",
     "ModelIdError",
     "ModelRef",
+    "OpencodeNotFoundError",
     "PluginError",
+    "Provider",
     "ProviderKind",
+    "ProviderReport",
     "ProviderUnavailableError",
     "Refused",
+    "Registry",
     "RegistryError",
     "Route",
     "StateError",
     "__version__",
     "hookimpl",
+    "parse_model_list",
+    "positive_int",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``HostClient`` loads on first use: it brings httpx, which commands served from the cache never need."""
+    if name == "HostClient":
+        from .discovery import HostClient
+
+        return HostClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,10 +13,10 @@ from typing import Any
 
 import pluggy
 
+from .cache import DiscoveryCache
 from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
 from .errors import ModelIdError, ProviderUnavailableError, RegistryError
-from .favorites import FILE_NAME as FAVORITES_FILE
 from .favorites import Favorites
 from .hostdata import ProviderReport, static_report
 from .kinds import ProviderKind
@@ -24,12 +24,15 @@ from .opencode import build_config, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
 from .registry import Provider, Registry, find_registry
 from .routing import Resolver, Route
-from .state import DiscoveryCache, default_state_dir
-
-DEFAULT_TTL_S = 30.0
-TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"
-OPENCODE_CONFIG_FILE = "opencode.json"
-CACHE_CHECK_INTERVAL_S = 0.5
+from .settings import (
+    CACHE_CHECK_INTERVAL_S,
+    CACHE_TTL_ENV,
+    DEFAULT_TTL_S,
+    FAVORITES_FILE,
+    OPENCODE_CONFIG_FILE,
+    default_state_dir,
+    environ,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Bridge:
              plugin_manager: pluggy.PluginManager | None = None) -> Bridge:
         """Read the registry (``registry`` path, else ``$BOOCODER_BRIDGE_REGISTRY``, else the legacy env) and
         load plugins. No network."""
-        env = os.environ if env is None else env
+        env = environ(env)
         hooks = Hooks(plugin_manager or get_plugin_manager())
         kinds: dict[str, ProviderKind] = {}
         # Plugins run before the defaults, so a plugin may replace a built-in kind of the same name.
@@ -76,7 +79,7 @@ class Bridge:
                                     "use one of: " + ", ".join(sorted(kinds)))
         else:
             registry = find_registry(registry, env, known_kinds=kinds)
-        ttl = float(env.get(TTL_ENV) or DEFAULT_TTL_S)
+        ttl = float(env.get(CACHE_TTL_ENV) or DEFAULT_TTL_S)
         folder = Path(state_dir) if state_dir else default_state_dir(env)
         return cls(registry, folder, hooks, kinds, env, ttl)
 

@@ -15,6 +15,7 @@ from typing import Any
 from .bridge import Bridge
 from .errors import BridgeError, RegistryError
 from .routing import PURPOSES
+from .settings import DEFAULT_HOST, DEFAULT_PORT
 
 PROG = "boocoder-bridge"
 Command = Callable[[argparse.Namespace], int]
@@ -240,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("add", help="store a favorite (its composite form)").add_argument("id", metavar="ID")
     actions.add_parser("remove", help="forget a favorite").add_argument("id", metavar="ID")
     serve = add("serve", cmd_serve, "HTTP API for the web front ends (needs the [server] extra)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (not loopback: needs "
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (not loopback: needs "
                                                            "$BOOCODER_BRIDGE_TOKEN)")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     run = add("run", cmd_run, "run opencode on a model, streaming its output")
     run.add_argument("id", metavar="ID")
     run.add_argument("prompt", metavar="PROMPT", nargs="+")

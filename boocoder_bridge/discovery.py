@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, positive_int, static_report
+from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, static_report
 from .registry import Provider, Registry
+from .settings import environ
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -76,32 +75,6 @@ async def _read_capped(response: httpx.Response, path: str) -> bytes:
     return b"".join(chunks)
 
 
-async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
-    """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in)."""
-    wanted = [m for m in models if m.context_window is None and m.type == "model"]
-    if not wanted:
-        return models
-    if any(m.loaded is None for m in wanted):  # hosts older than v236 say nothing: ask /running
-        running = await client.get_json("/running")
-        ready = {r.get("model") for r in running.get("running", []) if isinstance(r, dict)
-                 and r.get("state", "ready") == "ready"} if isinstance(running, dict) else set()
-        models = [m.model_copy(update={"loaded": m.id in ready}) if m.loaded is None else m for m in models]
-        wanted = [m for m in models if m.context_window is None and m.type == "model"]
-
-    async def props(model: HostModel) -> HostModel:
-        try:
-            answer = await client.get_json(f"/upstream/{quote(model.id, safe='/:@')}/props")
-        except HostError:
-            return model
-        settings = answer.get("default_generation_settings") if isinstance(answer, dict) else None
-        n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
-        n_ctx = n_ctx or (positive_int(answer.get("n_ctx")) if isinstance(answer, dict) else None)
-        return model.model_copy(update={"context_window": n_ctx, "context_source": "props"}) if n_ctx else model
-
-    loaded = {m.id: m for m in await asyncio.gather(*(props(m) for m in wanted if m.loaded))}
-    return [loaded.get(m.id, m) for m in models]
-
-
 # --- running discovery ---------------------------------------------------------------------------------
 
 ListModels = Callable[[HostClient], Any]  # ProviderKind.list_models: async, returns (models, skipped)
@@ -138,7 +111,7 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
                          only: Iterable[str] | None = None,
                          env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
     """Reports for the chosen providers (default: all), network ones fetched concurrently."""
-    env = os.environ if env is None else env
+    env = environ(env)
     chosen = [registry.providers[p] for p in (only if only is not None else registry.providers)]
     reports = {p.id: static_report(p, env) for p in chosen if not (p.discover and p.enabled(env))}
     asked = [p for p in chosen if p.id not in reports]

@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from .errors import OpencodeNotFoundError
 from .routing import Route
+from .settings import OPENCODE_ENV, environ
 
-OPENCODE_ENV = "BOOCODER_BRIDGE_OPENCODE"
 Mode = Literal["run", "acp"]
 
 
 def find_opencode(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """``explicit``, else ``$BOOCODER_BRIDGE_OPENCODE``, else ``opencode`` on PATH."""
-    env = os.environ if env is None else env
+    env = environ(env)
     for candidate, origin in ((explicit, "--opencode"), (env.get(OPENCODE_ENV), OPENCODE_ENV)):
         if candidate:
             if Path(candidate).is_file() and os.access(candidate, os.X_OK):
@@ -76,7 +76,7 @@ class Answer:
 
 
 def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
-    env = {**(os.environ if base_env is None else base_env), **dispatch.env}
+    env = {**environ(base_env), **dispatch.env}
     started = time.monotonic()
     try:
         done = subprocess.run(dispatch.argv, env=env, capture_output=True, text=True, timeout=timeout,

@@ -14,11 +14,11 @@ from contextlib import closing
 from pathlib import Path
 
 from .errors import StateError
+from .settings import STATE_DIR_ENV
 
-FILE_NAME = "favorites.sqlite3"
 APPLICATION_ID = 0x42_6F_6F_42  # "BooB": marks the file as ours
 SCHEMA_VERSION = 1
-WRITABLE = "check that the state dir is writable (--state-dir or BOOCODER_BRIDGE_STATE_DIR)"
+WRITABLE = f"check that the state dir is writable (--state-dir or {STATE_DIR_ENV})"
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: ("CREATE TABLE favorites (position INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL UNIQUE, "

@@ -7,7 +7,7 @@ asyncio (a warm ``models`` process starts faster).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +26,7 @@ class HostModel(BaseModel):
 
     id: str
     name: str | None = None
-    type: str = "model"  # llama-swap's meta.llamaswap.type: model, alias, peer, selector, profile
+    type: str = "model"  # model, alias, peer, selector, profile (llama-swap's meta.llamaswap.type)
     alias_of: str | None = None
     loaded: bool | None = None  # None: the host does not say
     context_window: int | None = None
@@ -56,24 +56,24 @@ def positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _context(entry: Mapping[str, Any], meta: Mapping[str, Any],
-             owner: Mapping[str, Any]) -> tuple[int | None, str | None]:
+EntryReader = Callable[[Mapping[str, Any], dict[str, Any]], dict[str, Any]]
+"""A kind's extra reading of one ``/v1/models`` entry: gets the entry and the fields read so far, returns them
+updated (see :mod:`boocoder_bridge.default_plugins.llama_swap`)."""
+
+
+def _context(entry: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[int | None, str | None]:
     """The context window a host declares in its list, without loading anything (first found wins)."""
-    for source, value in (
-        ("context_length", entry.get("context_length")),
-        ("meta.n_ctx", meta.get("n_ctx")),
-        ("meta.llamaswap.context_length", owner.get("context_length")),
-        ("meta.llamaswap.context_window", owner.get("context_window")),
-    ):
+    for source, value in (("context_length", entry.get("context_length")), ("meta.n_ctx", meta.get("n_ctx"))):
         if (size := positive_int(value)) is not None:
             return size, source
     return None, None
 
 
-def parse_model_list(body: Any) -> tuple[list[HostModel], int]:
-    """Parse any llama-swap (old or current) or plain OpenAI ``/v1/models`` body; returns models and skipped count.
+def parse_model_list(body: Any, read_entry: EntryReader | None = None) -> tuple[list[HostModel], int]:
+    """Parse a plain OpenAI ``/v1/models`` body; returns models and skipped count.
 
-    Raises :class:`HostError` for a body that is not a model list at all.
+    ``read_entry`` lets a kind read what its servers add to each entry. Raises :class:`HostError` for a body that
+    is not a model list at all.
     """
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise HostError("error", "/v1/models answer is not a model list (expected an object with a 'data' list)")
@@ -88,17 +88,17 @@ def parse_model_list(body: Any) -> tuple[list[HostModel], int]:
             skipped += 1
             continue
         meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-        owner = meta.get("llamaswap") if isinstance(meta.get("llamaswap"), dict) else {}
-        kind = owner.get("type") if isinstance(owner.get("type"), str) else ("peer" if "peerID" in owner else "model")
         status = entry.get("status")
-        loaded = status.get("value") == "loaded" if isinstance(status, dict) and "value" in status else None
-        context, source = _context(entry, meta, owner)
-        name = entry.get("name") if isinstance(entry.get("name"), str) and entry.get("name") else None
-        alias_of = owner.get("modelID") if isinstance(owner.get("modelID"), str) else None
-        seen.setdefault(entry["id"], HostModel(
-            id=entry["id"], name=name, type=kind, alias_of=alias_of, loaded=loaded, context_window=context,
-            context_source=source, max_output=positive_int(owner.get("max_output_tokens")),
-        ))
+        context, source = _context(entry, meta)
+        fields: dict[str, Any] = {
+            "id": entry["id"],
+            "name": entry.get("name") if isinstance(entry.get("name"), str) and entry.get("name") else None,
+            "loaded": status.get("value") == "loaded" if isinstance(status, dict) and "value" in status else None,
+            "context_window": context, "context_source": source,
+        }
+        if read_entry is not None:
+            fields = read_entry(entry, fields)
+        seen.setdefault(entry["id"], HostModel(**fields))
     return sorted(seen.values(), key=lambda m: m.id), skipped
 
 

@@ -1,5 +1,7 @@
-"""Provider kinds: how a kind of server lists its models. Registered through the ``register_provider_kinds``
-hook; the two built-in kinds below are registered by :mod:`boocoder_bridge.default_plugins` like any plugin's.
+"""The provider-kind base class: how a kind of server lists its models.
+
+Kinds are registered through the ``register_provider_kinds`` hook; the built-in ones live in
+:mod:`boocoder_bridge.default_plugins` and are registered like any plugin's.
 """
 
 from __future__ import annotations
@@ -7,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .hostdata import HostError, HostModel, parse_model_list
+from .hostdata import HostModel, parse_model_list
 
 if TYPE_CHECKING:
     from .discovery import HostClient
@@ -26,33 +28,5 @@ class ProviderKind:
     npm: str = "@ai-sdk/openai-compatible"
 
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
+        """Models and the count of entries skipped; raise :class:`boocoder_bridge.HostError` for a bad answer."""
         return parse_model_list(await client.get_json("/v1/models"))
-
-
-@dataclass(frozen=True)
-class LlamaSwapKind(ProviderKind):
-    """llama-swap, old and current: also reads live context sizes of loaded models (best effort)."""
-
-    name: str = "llama-swap"
-    local: bool = True
-
-    async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
-        import asyncio
-
-        from .discovery import live_context
-
-        models, skipped = await super().list_models(client)
-        # The list is what matters: never lose it to slow /props, so stop enriching well before the deadline.
-        budget = client.remaining() - 0.1 * client.provider.timeout_s
-        if budget <= 0:
-            return models, skipped
-        try:
-            async with asyncio.timeout(budget):
-                models = await live_context(client, models)
-        except (TimeoutError, HostError):
-            pass
-        return models, skipped
-
-
-OPENAI_COMPATIBLE = ProviderKind(name="openai-compatible")
-LLAMA_SWAP = LlamaSwapKind()

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write
 from .registry import Provider
 from .routing import ModelFacts
-from .state import atomic_write
 
 SCHEMA_URL = "https://opencode.ai/config.json"
 EntryHook = Callable[[Provider, dict[str, Any]], dict[str, Any]]

@@ -13,11 +13,10 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .default_plugins import DEFAULT_PLUGINS
 from .errors import PluginError, Refused
+from .settings import ENTRY_POINT_GROUP, NO_ENTRY_POINTS_ENV
 
-ENTRY_POINT_GROUP = "boocoder_bridge"
-NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"
-DEFAULT_PLUGINS = ("boocoder_bridge.default_plugins",)
 log = logging.getLogger("boocoder_bridge")
 
 _shared: pluggy.PluginManager | None = None

@@ -18,10 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
 from . import jsonschemas
 from .errors import ModelIdError, RegistryError
 from .ids import ModelRef, check_id_text, split_composite
+from .settings import LEGACY_DEEPSEEK_KEY_ENV, LEGACY_URL_ENV, REGISTRY_ENV, environ
 
 SCHEMA = "providers.schema.json"
-REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"
-LEGACY_URL_ENV = "LLAMA_SWAP_URL"
 LEGACY_NAMESPACE = "llama-swap"  # what the host prefixed local models with before the bridge
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
 
@@ -71,7 +70,7 @@ class Provider(BaseModel):
     def enabled(self, env: Mapping[str, str] | None = None) -> bool:
         if self.enabled_if_env is None:
             return True
-        return bool((os.environ if env is None else env).get(self.enabled_if_env))
+        return bool(environ(env).get(self.enabled_if_env))
 
     def disabled_reason(self) -> str:
         return f"provider {self.id} is disabled: set {self.enabled_if_env} to enable it"
@@ -157,7 +156,7 @@ def _provider(provider_id: str, body: Mapping[str, Any]) -> Provider:
 
 def registry_from_env(env: Mapping[str, str] | None = None) -> Registry:
     """The registry a pre-bridge install implies: ``LLAMA_SWAP_URL`` as provider ``local``, plus DeepSeek."""
-    env = os.environ if env is None else env
+    env = environ(env)
     url = env.get(LEGACY_URL_ENV, "").strip()
     if not url:
         raise RegistryError(
@@ -173,7 +172,7 @@ def registry_from_env(env: Mapping[str, str] | None = None) -> Registry:
         "default_provider": "local",
         "providers": {"local": {"kind": "llama-swap", "base_url": url, "label": "llama-swap"}},
     }
-    if env.get("DEEPSEEK_API_KEY"):
+    if env.get(LEGACY_DEEPSEEK_KEY_ENV):
         data["providers"]["deepseek"] = DEEPSEEK_PROVIDER
     return registry_from_data(data, f"<environment {LEGACY_URL_ENV}>")
 
@@ -182,8 +181,8 @@ DEEPSEEK_PROVIDER: dict[str, Any] = {
     "kind": "openai-compatible",
     "base_url": "https://api.deepseek.com",
     "label": "DeepSeek",
-    "api_key_env": "DEEPSEEK_API_KEY",
-    "enabled_if_env": "DEEPSEEK_API_KEY",
+    "api_key_env": LEGACY_DEEPSEEK_KEY_ENV,
+    "enabled_if_env": LEGACY_DEEPSEEK_KEY_ENV,
     "discover": False,
     "bare_ids": ["deepseek-chat", "deepseek-reasoner"],
     "models": {"deepseek-chat": {"context_window": 131072, "max_output": 8192}},
@@ -193,7 +192,7 @@ DEEPSEEK_PROVIDER: dict[str, Any] = {
 def find_registry(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None,
                   known_kinds: Iterable[str] | None = None) -> Registry:
     """``--registry FILE``, else ``$BOOCODER_BRIDGE_REGISTRY``, else the legacy environment."""
-    env = os.environ if env is None else env
+    env = environ(env)
     chosen = path or env.get(REGISTRY_ENV)
     if chosen:
         return load_registry(chosen, known_kinds)

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
 from .registry import Provider, Registry
+from .settings import environ
 
 Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
@@ -63,7 +63,7 @@ class Resolver:
                  context_hook: ContextHook | None = None, env: Mapping[str, str] | None = None) -> None:
         self.registry = registry
         self.context_hook = context_hook
-        self.env = os.environ if env is None else env
+        self.env = environ(env)
         self._hosts: dict[tuple[str, str], HostModel] = {
             (pid, m.id): m for pid, report in reports.items() for m in report.models
         }

@@ -21,8 +21,8 @@ from .bridge import Bridge
 from .catalog import Catalog
 from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError, StateError
 from .routing import Purpose, Route
+from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
-TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"
 ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
             "at most 512 characters, no whitespace or control characters. Anything else gets 422.")
 log = logging.getLogger("boocoder_bridge")
@@ -142,7 +142,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(bridge: Bridge, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     import uvicorn
 
     token = os.environ.get(TOKEN_ENV) or None

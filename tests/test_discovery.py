@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from boocoder_bridge.hostdata import HostError, parse_model_list
-from boocoder_bridge.kinds import LLAMA_SWAP, OPENAI_COMPATIBLE
+from boocoder_bridge import HostError
+from boocoder_bridge.default_plugins.llama_swap import LLAMA_SWAP, parse_models
+from boocoder_bridge.default_plugins.openai_compatible import OPENAI_COMPATIBLE
 from boocoder_bridge.registry import registry_from_data
 from tests.fakehost import RESPONSES, llama_swap_body
 
@@ -54,11 +55,11 @@ def test_metadata_keys_give_context_and_output(hosts) -> None:
 
 
 def test_types_aliases_peers_and_legacy_peers() -> None:
-    models = {m.id: m for m in parse_model_list(fixture("example-v1-models-aliases-peers.json"))[0]}
+    models = {m.id: m for m in parse_models(fixture("example-v1-models-aliases-peers.json"))[0]}
     assert models["gpt-oss-20b:high"].type == "alias" and models["gpt-oss-20b:high"].alias_of == "gpt-oss-20b"
     assert models["gpu-box/qwen3-32b"].type == "peer"
     assert models["coding"].type == "selector"
-    legacy = {m.id: m for m in parse_model_list(fixture("example-v1-models-legacy-v179-v217.json"))[0]}
+    legacy = {m.id: m for m in parse_models(fixture("example-v1-models-legacy-v179-v217.json"))[0]}
     assert legacy["qwen3-32b"].type == "peer"
     assert legacy["llama-3.1-8b"].context_window == 131072
     assert legacy["llama-3.1-8b"].context_source == "meta.llamaswap.context_window"
@@ -66,24 +67,24 @@ def test_types_aliases_peers_and_legacy_peers() -> None:
 
 def test_context_read_order() -> None:
     entry = {"id": "m", "context_length": 1000, "meta": {"n_ctx": 2000, "llamaswap": {"context_length": 3000}}}
-    assert parse_model_list({"data": [entry]})[0][0].context_window == 1000
+    assert parse_models({"data": [entry]})[0][0].context_window == 1000
     del entry["context_length"]
-    assert parse_model_list({"data": [entry]})[0][0].context_window == 2000
+    assert parse_models({"data": [entry]})[0][0].context_window == 2000
     del entry["meta"]["n_ctx"]
-    assert parse_model_list({"data": [entry]})[0][0].context_source == "meta.llamaswap.context_length"
+    assert parse_models({"data": [entry]})[0][0].context_source == "meta.llamaswap.context_length"
     entry["meta"]["llamaswap"]["context_length"] = "big"
-    assert parse_model_list({"data": [entry]})[0][0].context_window is None
+    assert parse_models({"data": [entry]})[0][0].context_window is None
 
 
 def test_oldest_shape_without_object_field() -> None:
-    models, skipped = parse_model_list({"data": [{"id": "b"}, {"id": "a"}, {"id": "a"}, {"id": "bad id"}]})
+    models, skipped = parse_models({"data": [{"id": "b"}, {"id": "a"}, {"id": "a"}, {"id": "bad id"}]})
     assert [m.id for m in models] == ["a", "b"] and skipped == 1
 
 
 @pytest.mark.parametrize("body", [[], {"data": {}}, {"models": []}, {"data": [{"name": "x"}]}, {"data": [3]}])
 def test_bodies_that_are_not_model_lists_raise(body) -> None:
     with pytest.raises(HostError):
-        parse_model_list(body)
+        parse_models(body)
 
 
 def test_props_only_for_loaded_models(hosts) -> None:

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from boocoder_bridge import Bridge, StateError
-from boocoder_bridge.favorites import FILE_NAME, SCHEMA_VERSION
+from boocoder_bridge.favorites import SCHEMA_VERSION
+from boocoder_bridge.settings import FAVORITES_FILE as FILE_NAME
 from tests.conftest import run_process
 
 

@@ -8,9 +8,10 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from boocoder_bridge import HostError
 from boocoder_bridge.cli import main
+from boocoder_bridge.default_plugins.llama_swap import parse_models
 from boocoder_bridge.errors import RegistryError
-from boocoder_bridge.hostdata import HostError, parse_model_list
 from boocoder_bridge.registry import registry_from_data
 
 KINDS = ["llama-swap", "openai-compatible"]
@@ -80,7 +81,7 @@ def test_invalid_registries_exit_2_naming_the_path(tmp_path, capsys, data, where
 @given(json_values)
 def test_random_bodies_never_crash_discovery(body) -> None:
     try:
-        models, skipped = parse_model_list(body)
+        models, skipped = parse_models(body)
     except HostError as exc:
         assert exc.status == "error" and "\n" not in exc.reason
     else:
@@ -94,7 +95,7 @@ def test_random_bodies_never_crash_discovery(body) -> None:
             ["type", "modelID", "peerID", "context_length", "context_window", "max_output_tokens"]),
             json_values, max_size=4)}), "status": json_values, "name": json_values}), max_size=6))
 def test_random_entries_give_only_positive_int_windows(entries) -> None:
-    models, _ = parse_model_list({"data": entries})
+    models, _ = parse_models({"data": entries})
     for model in models:
         assert model.context_window is None or (type(model.context_window) is int and model.context_window > 0)
         assert model.max_output is None or (type(model.max_output) is int and model.max_output > 0)

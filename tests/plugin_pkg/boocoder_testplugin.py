@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from boocoder_bridge import ProviderKind, Refused, hookimpl
-from boocoder_bridge.hostdata import HostError, HostModel
+from boocoder_bridge import HostError, HostModel, ProviderKind, Refused, hookimpl
 
 
 class OllamaKind(ProviderKind):

@@ -1,14 +1,11 @@
-"""The state dir and the files in it: atomic writes and the discovery cache.
+"""The discovery cache (``discovery-cache.json`` in the state dir).
 
-The cache keeps, per provider, the latest answer and the last *good* answer, so a host that goes down keeps
-its last known models for ``generate --offline`` while the live catalog shows it offline.
+It keeps, per provider, the latest answer and the last *good* answer, so a host that goes down keeps its last
+known models for ``generate --offline`` while the live catalog shows it offline.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -17,40 +14,12 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from .errors import StateError
+from .files import atomic_write
 from .hostdata import ProviderReport
 from .registry import Provider
+from .settings import CACHE_FILE, STATE_DIR_ENV
 
-STATE_DIR_ENV = "BOOCODER_BRIDGE_STATE_DIR"
-CACHE_FILE = "discovery-cache.json"
 CACHE_VERSION = 1
-
-
-def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$BOOCODER_BRIDGE_STATE_DIR``, else the user's data dir (XDG on Linux)."""
-    env = os.environ if env is None else env
-    if env.get(STATE_DIR_ENV):
-        return Path(env[STATE_DIR_ENV])
-    home = Path(env.get("HOME") or Path.home())
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "boocoder-bridge"
-    if sys.platform == "win32" and env.get("APPDATA"):
-        return Path(env["APPDATA"]) / "boocoder-bridge"
-    return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "boocoder-bridge"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename: readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CacheEntry(BaseModel):

@@ -1,0 +1,53 @@
+"""Every environment variable, default and state-dir file name the bridge knows, in one place.
+
+Why one module: a reader (or a packager) can see at a glance what the bridge reads from the environment and
+which files it keeps, and no two modules can disagree about a name. Like httpx's ``_config.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# --- environment variables ------------------------------------------------------------------------------
+REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"  # the registry file, when --registry is not given
+STATE_DIR_ENV = "BOOCODER_BRIDGE_STATE_DIR"  # cache, favorites, generated config
+CACHE_TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"  # seconds a discovery answer is served from the cache
+OPENCODE_ENV = "BOOCODER_BRIDGE_OPENCODE"  # the opencode binary, when --opencode is not given
+TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"  # bearer token `serve` requires off loopback
+NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"  # set: load no third-party plugins
+LEGACY_URL_ENV = "LLAMA_SWAP_URL"  # pre-bridge installs: the one llama-swap host
+LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the DeepSeek provider
+
+# --- defaults -------------------------------------------------------------------------------------------
+DEFAULT_TTL_S = 30.0
+CACHE_CHECK_INTERVAL_S = 0.5  # how often a long-lived Bridge looks whether another process rewrote the cache
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+ENTRY_POINT_GROUP = "boocoder_bridge"
+APP_DIR_NAME = "boocoder-bridge"
+
+# --- files in the state dir -----------------------------------------------------------------------------
+CACHE_FILE = "discovery-cache.json"
+FAVORITES_FILE = "favorites.sqlite3"
+OPENCODE_CONFIG_FILE = "opencode.json"
+
+
+def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The environment to read: the one given (tests, embedding hosts), else the process's."""
+    return os.environ if env is None else env
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$BOOCODER_BRIDGE_STATE_DIR``, else the user's data dir (XDG on Linux)."""
+    env = environ(env)
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV])
+    home = Path(env.get("HOME") or Path.home())
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / APP_DIR_NAME
+    if sys.platform == "win32" and env.get("APPDATA"):
+        return Path(env["APPDATA"]) / APP_DIR_NAME
+    return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_DIR_NAME
