@@ -71,7 +71,7 @@ class Bridge:
         hooks = Hooks(plugin_manager or get_plugin_manager())
         kinds: dict[str, ProviderKind] = {}
         # Plugins run before the defaults, so a plugin may replace a built-in kind of the same name.
-        hooks.each("register_provider_kinds", register=lambda kind: kinds.setdefault(kind.name, kind))
+        hooks.call("register_provider_kinds", register=lambda kind: kinds.setdefault(kind.name, kind))
         if isinstance(registry, Registry):
             unknown = sorted({p.kind for p in registry.providers.values()} - set(kinds))
             if unknown:
@@ -146,7 +146,7 @@ class Bridge:
         return str(self.registry.parse_model_id(model_id)[0])
 
     def _context_hook(self, provider: Provider, model: str) -> int | None:
-        value = self.hooks.first("context_window", provider=provider, model=model)
+        value = self.hooks.call("context_window", provider=provider, model=model)
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
@@ -211,7 +211,7 @@ class Bridge:
         binary = find_opencode(opencode, self.env)
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         env = {"OPENCODE_CONFIG": str(config)}
-        self.hooks.each("before_dispatch", may_refuse=True, route=route, argv=argv, env=env)
+        self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
         return Dispatch(route=route, opencode_model=route.opencode_model, config_path=config, argv=argv, env=env)
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None) -> ArenaMatch:
@@ -235,20 +235,20 @@ class Bridge:
         config = self.ensure_opencode_config()
         contestants = [self.dispatch(r.id, opencode=opencode, purpose="arena", config_path=config) for r in routes]
         match = ArenaMatch(contestants=contestants, config_path=config)
-        self.hooks.each("arena_match", may_refuse=True, match=match)
+        self.hooks.call("arena_match", match=match)
         return match
 
     def compaction_model(self, session_model: str, configured: str | None = None) -> Compaction:
         """The model that compacts a session on ``session_model``, and the context window that sets the threshold."""
         session = self.resolve(session_model, "compaction")
-        chosen = self.hooks.first("choose_compaction_model", session=session, configured=configured)
+        chosen = self.hooks.call("choose_compaction_model", session=session, configured=configured)
         return Compaction(model=self.resolve(chosen or session.id, "compaction"), session=session,
                           context_window=session.context_window)
 
     def task_model(self, kind: str, session_model: str, configured: str | None = None) -> Route:
         """The model for a side task (``title``, ``summary``, ...) of a session on ``session_model``."""
         session = self.resolve(session_model, "task")
-        chosen = self.hooks.first("choose_task_model", kind=kind, session=session, configured=configured)
+        chosen = self.hooks.call("choose_task_model", kind=kind, session=session, configured=configured)
         return self.resolve(chosen or session.id, "task")
 
     def write_opencode_config(self, path: str | os.PathLike[str] | None = None,

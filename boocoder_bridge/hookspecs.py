@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("boocoder_bridge")
 hookimpl = pluggy.HookimplMarker("boocoder_bridge")
+MAY_REFUSE = frozenset({"arena_match", "before_dispatch"})  # the only hooks whose Refused stops the operation
 
 
 @hookspec

@@ -1,5 +1,6 @@
 """The plugin manager: hookspecs, the built-in plugins, then third-party ones from the ``boocoder_bridge``
-entry-point group. Calls go through :class:`Hooks`, which isolates a failing plugin and names it.
+entry-point group. Calls go through :class:`Hooks`, which calls each implementation through pluggy (so pluggy's
+rules hold: fewer arguments than the spec, ``firstresult``, ``wrapper=True``) and isolates a failing one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .default_plugins import DEFAULT_PLUGINS
 from .errors import PluginError, Refused
 from .settings import ENTRY_POINT_GROUP, NO_ENTRY_POINTS_ENV
 
+# Loaded by name, like entry points: the built-in plugins import the public API, which imports this module.
+DEFAULT_PLUGIN_PACKAGE = "boocoder_bridge.default_plugins"
 log = logging.getLogger("boocoder_bridge")
 
 _shared: pluggy.PluginManager | None = None
@@ -25,7 +27,7 @@ _shared: pluggy.PluginManager | None = None
 def make_plugin_manager(entry_points: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("boocoder_bridge")
     pm.add_hookspecs(hookspecs)
-    for name in DEFAULT_PLUGINS:
+    for name in importlib.import_module(DEFAULT_PLUGIN_PACKAGE).DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -41,16 +43,16 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 class Hooks:
-    """Calls hooks one implementation at a time so one plugin's exception never takes the host down."""
+    """Calls hooks so one plugin's exception never takes the host down.
+
+    Why one pluggy call per implementation: pluggy stops a hook call at the first exception, but the failure
+    policy (see :mod:`boocoder_bridge.hookspecs`) skips the failing plugin and goes on with the others. Each call
+    is still pluggy's, on a subset of the plugins, so ``wrapper=True`` implementations wrap each call.
+    """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.warnings: list[str] = []
-
-    def _impls(self, hook: str) -> Iterator[tuple[str, Any]]:
-        # pluggy's own call order: last registered first, so third-party plugins run before the defaults.
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            yield plugin_name(impl.plugin_name, impl.plugin), impl.function
 
     def _failed(self, plugin: str, hook: str, exc: Exception) -> None:
         message = f"plugin {plugin} failed in {hook}: {exc.__class__.__name__}: {exc}"
@@ -58,42 +60,52 @@ class Hooks:
             self.warnings.append(message)
             log.warning(message)
 
-    def each(self, hook: str, may_refuse: bool = False, **kwargs: Any) -> list[Any]:
-        """Every implementation's result; a raising one is reported and skipped (Refused propagates if allowed)."""
-        results = []
-        for plugin, function in self._impls(hook):
-            try:
-                results.append(function(**kwargs))
-            except Refused:
-                if may_refuse:
-                    raise
-                self._failed(plugin, hook, PluginError("Refused is not allowed in this hook"))
-            except Exception as exc:
-                self._failed(plugin, hook, exc)
-        return results
+    def _alone(self, hook: str) -> Iterator[tuple[str, Any]]:
+        """Each implementation's plugin name and a pluggy caller of it alone (wrappers kept), in pluggy's call
+        order: last registered first, so third-party plugins run before the defaults."""
+        plain = [i for i in reversed(getattr(self.pm.hook, hook).get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
+        for impl in plain:
+            others = [i.plugin for i in plain if i.plugin is not impl.plugin]
+            yield plugin_name(impl.plugin_name, impl.plugin), self.pm.subset_hook_caller(hook, others)
 
-    def first(self, hook: str, **kwargs: Any) -> Any:
-        """The first non-None result (for single-answer hooks)."""
-        for plugin, function in self._impls(hook):
-            try:
-                result = function(**kwargs)
-            except Exception as exc:
-                self._failed(plugin, hook, exc)
-                continue
-            if result is not None:
+    def _one(self, hook: str, plugin: str, alone: Any, kwargs: dict[str, Any]) -> Any:
+        """One implementation's result, or None when it raised (reported, skipped; Refused where allowed)."""
+        try:
+            result = alone(**kwargs)
+        except Refused:
+            if hook in hookspecs.MAY_REFUSE:
+                raise
+            self._failed(plugin, hook, PluginError("Refused is not allowed in this hook"))
+            return None
+        except Exception as exc:
+            self._failed(plugin, hook, exc)
+            return None
+        if self._firstresult(hook):
+            return result
+        return result[0] if result else None  # pluggy's list for one implementation, without the Nones
+
+    def _firstresult(self, hook: str) -> bool:
+        spec = getattr(self.pm.hook, hook).spec
+        return bool(spec and spec.opts.get("firstresult"))
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """A ``firstresult`` hook: the first non-None result (later plugins are not called). Any other hook: the
+        list of every implementation's non-None result."""
+        first = self._firstresult(hook)
+        results = []
+        for plugin, alone in self._alone(hook):
+            result = self._one(hook, plugin, alone, kwargs)
+            if result is not None and first:
                 return result
-        return None
+            if result is not None:
+                results.append(result)
+        return None if first else results
 
     def chain(self, hook: str, value_name: str, value: Any, **kwargs: Any) -> Any:
         """Pass a value through every implementation in turn; None keeps the value as it is."""
-        for plugin, function in self._impls(hook):
-            try:
-                result = function(**{value_name: value, **kwargs})
-            except Exception as exc:
-                self._failed(plugin, hook, exc)
-                continue
-            if result is not None:
-                value = result
+        for plugin, alone in self._alone(hook):
+            result = self._one(hook, plugin, alone, {value_name: value, **kwargs})
+            value = value if result is None else result
         return value
 
     def plugins(self) -> list[dict[str, Any]]:

@@ -165,6 +165,63 @@ def test_a_failing_plugin_is_named_and_skipped(fleet, fake_opencode) -> None:
         bridge.dispatch("small", ["hi"], opencode=fake_opencode)
 
 
+class FewerArguments:
+    """pluggy lets an implementation take fewer arguments than the spec names."""
+
+    @hookimpl
+    def choose_task_model(self, kind):
+        return "sam/small" if kind == "title" else None
+
+    @hookimpl
+    def before_dispatch(self, argv):
+        argv.append("--fewer")
+
+
+class Wrapping:
+    """A new-style wrapper: it runs around the other implementations and may change their answer."""
+
+    @hookimpl(wrapper=True)
+    def choose_task_model(self, kind):
+        chosen = yield
+        return "emb/same" if kind == "summary" else chosen
+
+
+class Silent:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @hookimpl
+    def choose_compaction_model(self, session, configured):
+        self.asked += 1
+        return None
+
+
+class Answering:
+    @hookimpl
+    def choose_compaction_model(self):
+        return "sam/small"
+
+
+def test_fewer_arguments_and_wrappers_go_through_pluggy(fleet, fake_opencode) -> None:
+    path, _, _ = fleet
+    bridge = bridge_with(path, FewerArguments(), Wrapping())
+    assert bridge.task_model("title", "emb/same").id == "sam/small"
+    assert bridge.task_model("summary", "sam/coder").id == "emb/same"  # the wrapper's answer, a model ID
+    assert bridge.task_model("other", "sam/coder").id == "sam/coder"  # the wrapper kept the default's answer
+    assert bridge.dispatch("coder", ["hi"], opencode=fake_opencode).argv[-1] == "--fewer"
+    assert bridge.warnings == []
+
+
+def test_firstresult_stops_at_the_first_answer(fleet) -> None:
+    path, _, _ = fleet
+    silent = Silent()
+    bridge = bridge_with(path, silent, Answering())  # Answering registered last, so asked first
+    assert bridge.compaction_model("emb/same").model.id == "sam/small"
+    assert silent.asked == 0
+    assert bridge_with(path, Answering(), silent).compaction_model("emb/same").model.id == "sam/small"
+    assert silent.asked == 1  # asked first this time; its None lets the next plugin answer
+
+
 def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
     path, _, _ = fleet
     monkeypatch.setenv("PATH", "/nonexistent")
