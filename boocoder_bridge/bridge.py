@@ -5,6 +5,7 @@ one resolver, fed by the discovery cache in the state dir.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class Bridge:
         self._resolver: Resolver | None = None
         self._resolver_generation = -1
         self._cache_checked_at = 0.0
+        self._discovery_lock = threading.Lock()  # one discovery at a time; callers that waited reuse its answers
+        self._discoveries = 0
+        self._last_found: dict[str, ProviderReport] = {}
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -101,6 +105,7 @@ class Bridge:
 
     def _gather(self, cached: Callable[[Provider], ProviderReport | None]) -> dict[str, ProviderReport]:
         """Static reports for providers not asked over the network, ``cached`` ones, and the rest discovered."""
+        started = self._discoveries
         out: dict[str, ProviderReport] = {}
         ask: list[str] = []
         for pid, provider in self.registry.providers.items():
@@ -111,12 +116,25 @@ class Bridge:
             else:
                 ask.append(pid)
         if ask:
-            from .discovery import discover  # httpx and asyncio load only when a host is really asked
-
-            found = discover(self.registry, self._lister, only=ask, env=self.env)
-            self.cache.store(self.registry.providers, found)
-            out.update(found)
+            out.update(self._discover(ask, started))
         return {pid: out[pid] for pid in self.registry.providers}
+
+    def _discover(self, ask: list[str], started: int) -> dict[str, ProviderReport]:
+        """Coalesced: if a discovery finished while this caller waited for the lock, its answers are the
+        fresh ones, so only providers it did not ask are asked again (threads share one Bridge in ``serve``)."""
+        with self._discovery_lock:
+            found = {pid: self._last_found[pid] for pid in ask
+                     if self._discoveries != started and pid in self._last_found}
+            rest = [pid for pid in ask if pid not in found]
+            if rest:
+                from .discovery import discover  # httpx and asyncio load only when a host is really asked
+
+                new = discover(self.registry, self._lister, only=rest, env=self.env)
+                self._discoveries += 1
+                self._last_found = new
+                self.cache.store(self.registry.providers, new)
+                found.update(new)
+            return found
 
     def _lister(self, provider: Provider) -> Any:
         return self.kinds[provider.kind].list_models

@@ -199,7 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise BridgeError("serve needs the server extra: pip install 'boocoder-bridge[server]'") from None
     bridge = _bridge(args)
-    serve(bridge, args.host, args.port)
+    serve(bridge, args.host, args.port, args.allow_host)
     return 0
 
 
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (not loopback: needs "
                                                            "$BOOCODER_BRIDGE_TOKEN)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
+                       help="another name clients use for this server (Host header); repeatable. "
+                            "Default: only localhost and the bound address")
     run = add("run", cmd_run, "run opencode on a model, streaming its output")
     run.add_argument("id", metavar="ID")
     run.add_argument("prompt", metavar="PROMPT", nargs="+")

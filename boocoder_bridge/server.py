@@ -4,12 +4,15 @@ BooCoder share one source of truth. Binds loopback by default; any other address
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import ipaddress
 import logging
 import os
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,12 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .bridge import Bridge
 from .catalog import Catalog
 from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError, StateError
+from .httpguard import HostPolicy, RequestGuard
 from .routing import Purpose, Route
 from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
 ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
             "at most 512 characters, no whitespace or control characters. Anything else gets 422.")
 log = logging.getLogger("boocoder_bridge")
+HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
+T = TypeVar("T")
 
 
 class FavoritesBody(BaseModel):
@@ -69,16 +75,34 @@ class _AnyText(Convertor[str]):
 register_url_convertor("anytext", _AnyText())
 
 
-def create_app(bridge: Bridge, token: str | None = None) -> FastAPI:
-    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__)
+class HostLane:
+    """Runs work that may ask hosts on its own few threads, and coalesces refreshes: while one is in flight,
+    every other refresh waits for that one (asynchronously, holding no thread) and gets its answer. So a burst
+    of refreshes against a hanging host costs one discovery and one thread, and /healthz, the favorites and
+    everything else keep their workers."""
 
-    @app.middleware("http")
-    async def require_token(request: Request, call_next: Any) -> Any:
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        return await call_next(request)
+    def __init__(self, threads: int = HOST_LANE_THREADS) -> None:
+        self.limiter = CapacityLimiter(threads)
+        self._flights: dict[str, asyncio.Future[Any]] = {}
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+
+    async def coalesced(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
+        flight = self._flights.get(key)
+        if flight is None or flight.done():
+            flight = asyncio.ensure_future(make())
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return await asyncio.shield(flight)  # a caller that goes away does not cancel the others' answer
+
+
+def create_app(bridge: Bridge, token: str | None = None, *, bound: str = "127.0.0.1",
+               allowed_hosts: Iterable[str] = ()) -> FastAPI:
+    """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard)."""
+    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__)
+    app.add_middleware(RequestGuard, policy=HostPolicy(bound, allowed_hosts), token=token)
+    lane = HostLane()
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, exc: BridgeError) -> JSONResponse:
@@ -100,12 +124,14 @@ def create_app(bridge: Bridge, token: str | None = None) -> FastAPI:
         return JSONResponse({"error": "internal error; see the server log"}, status_code=500)
 
     @app.get("/healthz", response_model=Health)
-    def healthz() -> Health:
+    async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/api/models", response_model=Catalog, responses=_ERRORS)
-    def models(refresh: bool = False) -> Catalog:
-        return bridge.catalog(refresh=refresh)
+    async def models(refresh: bool = False) -> Catalog:
+        if refresh:
+            return await lane.coalesced("refresh", lambda: lane.run(bridge.catalog, True))
+        return await lane.run(bridge.catalog, False)
 
     @app.get("/api/favorites", response_model=FavoritesBody, responses=_ERRORS)
     def favorites() -> FavoritesBody:
@@ -123,12 +149,13 @@ def create_app(bridge: Bridge, token: str | None = None) -> FastAPI:
         return FavoritesBody(favorites=bridge.favorites.list())
 
     @app.get("/api/resolve", response_model=Route, responses=_ERRORS)
-    def resolve(model: str = Query(max_length=4096, description=ID_RULES), purpose: Purpose = "dispatch") -> Route:
-        return bridge.resolve(model, purpose)
+    async def resolve(model: str = Query(max_length=4096, description=ID_RULES),
+                      purpose: Purpose = "dispatch") -> Route:
+        return await lane.run(bridge.resolve, model, purpose)
 
     @app.get("/api/opencode-config", responses=_ERRORS)
-    def opencode_config(offline: bool = False) -> dict[str, Any]:
-        return bridge.opencode_config(offline=offline)[0]
+    async def opencode_config(offline: bool = False) -> dict[str, Any]:
+        return (await lane.run(bridge.opencode_config, offline))[0]
 
     return app
 
@@ -142,11 +169,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          allowed_hosts: Iterable[str] = ()) -> None:
     import uvicorn
 
     token = os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and token is None:
         raise BridgeError(f"refusing to bind {host}: set {TOKEN_ENV} so every request needs "
                           "'Authorization: Bearer <token>', or bind 127.0.0.1")
-    uvicorn.run(create_app(bridge, token), host=host, port=port, log_level="warning")
+    app = create_app(bridge, token, bound=host, allowed_hosts=allowed_hosts)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

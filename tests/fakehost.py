@@ -146,6 +146,7 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             kind, arg = host.fault, host.fault_arg
             if kind == "hang":
                 host._stop.wait(60)
+                self.close_connection = True  # stopping ends the hang: the client sees the connection close
                 return None
             if kind == "status":
                 return self._json(arg, {"src": "llama-swap", "error": "unauthorized: invalid or missing API key"})

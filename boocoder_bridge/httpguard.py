@@ -1,0 +1,118 @@
+"""Who may talk to ``serve``: a pure ASGI middleware run before any route (so streaming routes work too).
+
+Three checks, in order:
+
+1. ``Host`` must name the bound address (DNS rebinding: a page on ``attacker.example`` whose name now
+   resolves to 127.0.0.1 sends ``Host: attacker.example``). Accepted: ``localhost``, the bound IP (any
+   loopback IP when bound to loopback, any IP literal when bound to all addresses: an IP literal cannot be
+   rebound), and the names given with ``--allow-host``. Else 421.
+2. The bearer token, when one is set (scheme case-insensitive, RFC 7235). Else 401 with ``WWW-Authenticate``.
+3. Browser requests from another site are refused (403): ``Sec-Fetch-Site: cross-site|same-site``, or an
+   ``Origin`` that is not this server. Without CORS headers such a page could never read an answer anyway,
+   but a simple GET would still run: a refresh that asks every host, or a change.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+REALM = "boocoder-bridge"
+
+
+def host_name(header: str) -> str | None:
+    """The name in a ``Host`` header (lower case, no port, no brackets), or None if it is malformed."""
+    value = header.strip().lower()
+    if value.startswith("["):  # an IPv6 literal: [::1]:8765
+        name, bracket, port = value[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return None
+        port = port[1:]
+    else:
+        name, _, port = value.partition(":")
+        name = name.removesuffix(".")
+    if not name or (port and not port.isdigit()):
+        return None
+    return name
+
+
+class HostPolicy:
+    """The Host names that mean "this server" for a server bound to ``bound``."""
+
+    def __init__(self, bound: str, names: Iterable[str] = ()) -> None:
+        self.names = {"localhost", *(n.strip().lower().removesuffix(".") for n in names)}
+        try:
+            self.ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(bound.strip("[]"))
+        except ValueError:
+            self.ip = None
+            self.names.add(bound.lower())
+
+    def allows(self, header: str) -> bool:
+        name = host_name(header)
+        if name is None:
+            return False
+        if name in self.names:
+            return True
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        if self.ip is None:
+            return False
+        if self.ip.is_unspecified:
+            return True
+        return ip == self.ip or (self.ip.is_loopback and ip.is_loopback)
+
+
+class RequestGuard:
+    """ASGI middleware: Host check, bearer token, cross-site refusal (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, policy: HostPolicy, token: str | None = None) -> None:
+        self.app, self.policy, self.token = app, policy, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        if not self.policy.allows(host):
+            return await _refuse(send, 421, f"Host {host[:100]!r} does not name this server; use 127.0.0.1 or "
+                                            "localhost, or start serve with --allow-host NAME")
+        if self.token is not None and not self._authorized(headers.get("authorization", "")):
+            challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if "authorization" in headers else "")
+            return await _refuse(send, 401, "missing or wrong bearer token", {"WWW-Authenticate": challenge})
+        if headers.get("sec-fetch-site") in ("cross-site", "same-site") or not _same_origin(headers, host):
+            return await _refuse(send, 403, "requests from another web site are refused; open the page this "
+                                            "server serves, or call the API without a browser")
+        return await self.app(scope, receive, send)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, credentials = header.strip().partition(" ")
+        assert self.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token.encode())
+
+
+def _same_origin(headers: dict[str, str], host: str) -> bool:
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    try:
+        return urlsplit(origin).netloc.lower() == host.strip().lower() != ""
+    except ValueError:
+        return False
+
+
+async def _refuse(send: Send, status: int, error: str, extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

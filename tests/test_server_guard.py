@@ -1,0 +1,144 @@
+"""The HTTP API's guards, over a real uvicorn process on a free loopback port: DNS rebinding (Host), cross-site
+requests (Origin, Sec-Fetch-Site), the bearer token, and refreshes that cannot starve the server."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakehost import FakeHost, llama_swap_body
+from tests.test_server import start_server
+
+ENV = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
+
+
+def write_fleet(folder: Path, host: FakeHost, timeout_s: float = 2) -> Path:
+    registry = folder / "fleet.json"
+    registry.write_text(f'{{"default_provider": "h", "providers": {{"h": {{"kind": "llama-swap", '
+                        f'"base_url": "{host.url}", "timeout_s": {timeout_s}}}}}}}')
+    return registry
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> Iterator[tuple[str, FakeHost]]:
+    folder = tmp_path_factory.mktemp("guard")
+    host = FakeHost(models_body=llama_swap_body("coder")).start()
+    process, url = start_server(write_fleet(folder, host), folder / "state", "--allow-host", "Box.LAN", env=ENV)
+    yield url, host
+    process.terminate()
+    process.wait(timeout=10)
+    host.stop()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("host_header", ["attacker.example:{port}", "attacker.example", "localhost.attacker.example",
+                                         "127.0.0.1.nip.io:{port}", "box.lan.evil:{port}", ""])
+def test_a_foreign_host_header_is_refused_before_anything_runs(guarded, host_header: str) -> None:
+    """DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends its own Host."""
+    url, host = guarded
+    port = port_of(url)
+    seen = len(host.requests)
+    headers = {"Host": host_header.format(port=port)}
+    for method, path in (("PUT", "/api/favorites/h/stolen"), ("GET", "/api/models?refresh=1"),
+                         ("GET", "/api/opencode-config"), ("GET", "/healthz")):
+        response = httpx.request(method, url + path, headers=headers)
+        assert response.status_code == 421, (method, path, response.text)
+        assert set(response.json()) == {"error"} and "Host" in response.json()["error"]
+    assert "h/stolen" not in httpx.get(url + "/api/favorites").json()["favorites"]
+    assert len(host.requests) == seen  # the refresh never reached the host
+
+
+@pytest.mark.parametrize("host_header", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST", "[::1]:{port}",
+                                         "127.0.0.1", "box.lan:{port}", "BOX.lan"])
+def test_hosts_naming_the_bound_address_or_a_configured_name_are_served(guarded, host_header: str) -> None:
+    url, _ = guarded
+    response = httpx.get(url + "/api/favorites", headers={"Host": host_header.format(port=port_of(url))})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://attacker.example"}, {"Origin": "null"},
+                                     {"Origin": "http://localhost:1"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Sec-Fetch-Site": "same-site"}])
+def test_cross_site_requests_cannot_refresh_or_change_anything(guarded, headers: dict[str, str]) -> None:
+    """A simple cross-origin GET (an <img>, a no-cors fetch) carries Sec-Fetch-Site or Origin: refused, so a web
+    page cannot make the server ask the hosts, nor change favorites."""
+    url, host = guarded
+    seen = len(host.requests)
+    assert httpx.get(url + "/api/models", params={"refresh": 1}, headers=headers).status_code == 403
+    assert httpx.put(url + "/api/favorites/h/planted", headers=headers).status_code == 403
+    assert len(host.requests) == seen
+    assert "h/planted" not in httpx.get(url + "/api/favorites").json()["favorites"]
+
+
+def test_same_origin_and_direct_requests_are_served(guarded) -> None:
+    url, host = guarded
+    seen = len(host.requests)
+    for headers in ({"Origin": url, "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+        assert httpx.get(url + "/api/models", params={"refresh": 1}, headers=headers).status_code == 200
+    assert len(host.paths()) > seen
+    put = httpx.put(url + "/api/favorites/h/coder", headers={"Origin": url, "Sec-Fetch-Site": "same-origin"})
+    assert put.status_code == 200 and "h/coder" in put.json()["favorites"]
+
+
+def test_bearer_scheme_is_case_insensitive_and_401_says_how_to_authenticate(tmp_path) -> None:
+    host = FakeHost().start()
+    process, url = start_server(write_fleet(tmp_path, host), tmp_path / "state",
+                                env={**ENV, "BOOCODER_BRIDGE_TOKEN": "t0ken-abc"})
+    try:
+        for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
+            answer = httpx.get(url + "/api/favorites", headers={"Authorization": f"{scheme} t0ken-abc"})
+            assert answer.status_code == 200, scheme
+        for given in (None, "Bearer wrong", "Basic dDBrZW4tYWJj", "t0ken-abc", "Bearer  t0ken-abc x", "Bearer"):
+            answer = httpx.get(url + "/api/favorites", headers={"Authorization": given} if given else {})
+            assert answer.status_code == 401, given
+            assert answer.headers["WWW-Authenticate"].startswith("Bearer realm=")
+            assert "t0ken-abc" not in answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        host.stop()
+
+
+def test_refreshes_are_coalesced_and_never_starve_other_requests(tmp_path) -> None:
+    """45 refreshes against a host that hangs: one discovery is in flight, the rest wait for it without holding
+    the server's workers, so /healthz and the favorites answer while the host still hangs."""
+    hanging = FakeHost(fault="hang").start()
+    process, url = start_server(write_fleet(tmp_path, hanging, timeout_s=30), tmp_path / "state", env=ENV)
+    answers: list[httpx.Response | Exception] = []
+
+    def refresh() -> None:
+        try:
+            answers.append(httpx.get(url + "/api/models", params={"refresh": 1}, timeout=120))
+        except Exception as exc:  # reported by the assertions below
+            answers.append(exc)
+
+    threads = [threading.Thread(target=refresh) for _ in range(45)]
+    try:
+        for thread in threads:
+            thread.start()
+        with httpx.Client(base_url=url, timeout=20) as client:
+            while not hanging.paths():  # the first discovery has reached the host
+                assert client.get("/healthz").status_code == 200
+            for _ in range(5):  # while it hangs, the server still answers everything else
+                assert client.get("/healthz").json() == {"status": "ok"}
+                assert client.get("/api/favorites").status_code == 200
+            assert len(hanging.paths()) == 1, hanging.paths()  # one discovery in flight, not 45
+            assert answers == []  # ... and it is still in flight: nothing above waited for it
+    finally:
+        hanging.stop()  # the hang ends: discovery reports the host offline
+        for thread in threads:
+            thread.join(timeout=120)
+        process.terminate()
+        process.wait(timeout=10)
+    assert len(answers) == 45
+    assert all(isinstance(a, httpx.Response) and a.status_code == 200 for a in answers), answers[:3]
+    assert {a.json()["providers"][0]["status"] for a in answers if isinstance(a, httpx.Response)} <= {
+        "offline", "error"}
