@@ -97,7 +97,7 @@ class HostLane:
         return await asyncio.shield(flight)  # a caller that goes away does not cancel the others' answer
 
 
-def create_app(bridge: Bridge, token: str | None = None, *, bound: str = "127.0.0.1",
+def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
                allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard)."""
     app = FastAPI(title="boocoder-bridge", version="1", description=__doc__)
