@@ -5,9 +5,8 @@ one resolver, fed by the discovery cache in the state dir.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ from typing import Any
 import pluggy
 
 from .cache import DiscoveryCache
-from .catalog import AVAILABLE, Catalog, build_catalog, listed_models
+from .catalog import Catalog, build_catalog, listed_models
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
 from .errors import ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
-from .hostdata import ProviderReport, static_report
+from .hostdata import ProviderReport
+from .hoststate import HostState, ProviderRow
 from .kinds import ProviderKind
 from .opencode import build_config, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
@@ -55,15 +55,12 @@ class Bridge:
     def __init__(self, registry: Registry, state_dir: Path, hooks: Hooks, kinds: dict[str, ProviderKind],
                  env: Mapping[str, str], ttl_s: float = DEFAULT_TTL_S) -> None:
         self.registry, self.state_dir, self.hooks, self.kinds, self.env = registry, state_dir, hooks, kinds, env
-        self.ttl_s = ttl_s
         self.cache = DiscoveryCache(state_dir)
+        self.hosts = HostState(registry, self.cache, self._lister, env, ttl_s)
         self.favorites = Favorites(state_dir / FAVORITES_FILE, self.canonical_id)
         self._resolver: Resolver | None = None
         self._resolver_generation = -1
         self._cache_checked_at = 0.0
-        self._discovery_lock = threading.Lock()  # one discovery at a time; callers that waited reuse its answers
-        self._discoveries = 0
-        self._last_found: dict[str, ProviderReport] = {}
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -92,57 +89,35 @@ class Bridge:
         """Plugin failures and ignored files, for the host to log or show."""
         return self.hooks.warnings + ([self.cache.problem] if self.cache.problem else [])
 
-    # --- host data --------------------------------------------------------------------------------
+    # --- host data (the rules are in hoststate.py) --------------------------------------------------
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a discovery answer is served from the cache."""
+        return self.hosts.ttl_s
+
+    @ttl_s.setter
+    def ttl_s(self, value: float) -> None:
+        self.hosts.ttl_s = value
 
     def reports(self, refresh: bool = False) -> dict[str, ProviderReport]:
         """Each provider's status and models: fresh cache (TTL) unless ``refresh``, the rest asked concurrently."""
-        return self._gather(lambda provider: None if refresh else self.cache.fresh(provider, self.ttl_s))
+        return self.hosts.reports(refresh)
 
     def known_reports(self) -> dict[str, ProviderReport]:
         """The last known good answer of each provider, asking only hosts never seen before."""
-        reports = self._gather(lambda provider: entry.latest if (entry := self.cache.entry(provider)) else None)
-        return {pid: self._last_known(self.registry.providers[pid], r) for pid, r in reports.items()}
+        return self.hosts.known_reports()
 
-    def _gather(self, cached: Callable[[Provider], ProviderReport | None]) -> dict[str, ProviderReport]:
-        """Static reports for providers not asked over the network, ``cached`` ones, and the rest discovered."""
-        started = self._discoveries
-        out: dict[str, ProviderReport] = {}
-        ask: list[str] = []
-        for pid, provider in self.registry.providers.items():
-            if not (provider.discover and provider.enabled(self.env)):
-                out[pid] = static_report(provider, self.env)
-            elif (report := cached(provider)) is not None:
-                out[pid] = report
-            else:
-                ask.append(pid)
-        if ask:
-            out.update(self._discover(ask, started))
-        return {pid: out[pid] for pid in self.registry.providers}
+    def cached_reports(self) -> dict[str, ProviderReport]:
+        """What the cache holds, without any network (providers never seen have an error report)."""
+        return self.hosts.cached_reports()
 
-    def _discover(self, ask: list[str], started: int) -> dict[str, ProviderReport]:
-        """Coalesced: if a discovery finished while this caller waited for the lock, its answers are the
-        fresh ones, so only providers it did not ask are asked again (threads share one Bridge in ``serve``)."""
-        with self._discovery_lock:
-            found = {pid: self._last_found[pid] for pid in ask
-                     if self._discoveries != started and pid in self._last_found}
-            rest = [pid for pid in ask if pid not in found]
-            if rest:
-                from .discovery import discover  # httpx and asyncio load only when a host is really asked
-
-                new = discover(self.registry, self._lister, only=rest, env=self.env)
-                self._discoveries += 1
-                self._last_found = new
-                self.cache.store(self.registry.providers, new)
-                found.update(new)
-            return found
+    def providers(self, refresh: bool = False) -> list[ProviderRow]:
+        """Each provider's settings and live status (``providers`` command, ``GET /api/providers``)."""
+        return self.hosts.rows(refresh)
 
     def _lister(self, provider: Provider) -> Any:
         return self.kinds[provider.kind].list_models
-
-    def _last_known(self, provider: Provider, report: ProviderReport) -> ProviderReport:
-        if report.status in AVAILABLE:
-            return report
-        return self.cache.last_good(provider) or report
 
     # --- the resolver -----------------------------------------------------------------------------
 
@@ -183,34 +158,13 @@ class Bridge:
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
         """The opencode config and the providers whose models are stale (last known, not live)."""
-        now = time.time()
-        entries, stale = [], []
-        reports = self.cached_reports() if offline else self.reports()
-        for pid, provider in self.registry.providers.items():
-            if not provider.enabled(self.env):
-                continue
-            report = reports[pid]
-            used = self._last_known(provider, report)
-            if provider.discover and (used is not report or now - used.fetched_at > self.ttl_s or
-                                      used.status not in AVAILABLE):
-                stale.append(pid)
-            models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(used)]
+        reports, stale = self.hosts.for_config(offline)
+        entries = []
+        for pid, report in reports.items():
+            provider = self.registry.providers[pid]
+            models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(report)]
             entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
-        config = build_config(entries, self._adjust_entry)
-        return config, stale
-
-    def cached_reports(self) -> dict[str, ProviderReport]:
-        """What the cache holds, without any network (providers never seen have an error report)."""
-        out = {}
-        for pid, provider in self.registry.providers.items():
-            entry = self.cache.entry(provider) if provider.discover and provider.enabled(self.env) else None
-            if entry is not None:
-                out[pid] = entry.latest
-            elif provider.discover and provider.enabled(self.env):
-                out[pid] = ProviderReport(provider=pid, status="error", error="never discovered (no cache)")
-            else:
-                out[pid] = static_report(provider, self.env)
-        return out
+        return build_config(entries, self._adjust_entry), stale
 
     def _adjust_entry(self, provider: Provider, entry: dict[str, Any]) -> dict[str, Any]:
         return self.hooks.chain("opencode_provider_entry", "entry", entry, provider=provider)
@@ -247,7 +201,7 @@ class Bridge:
         reports = self.reports()
         for route in routes:
             report = reports[route.provider]
-            if report.status not in AVAILABLE:
+            if not report.available:
                 raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
                                                + (f" ({report.error})" if report.error else ""))
         config = self.ensure_opencode_config()

@@ -101,7 +101,7 @@ class DiscoveryCache:
             if report.status == "disabled":
                 continue
             old = self.entry(providers[pid])
-            good = report if report.status in ("online", "static") else (old.last_good if old else None)
+            good = report if report.available else (old.last_good if old else None)
             data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=good)
         try:
             atomic_write(self.path, data.model_dump_json())

@@ -10,11 +10,9 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel
 
-from .hostdata import HostModel, ProviderReport, Status
+from .hostdata import AVAILABLE, HostModel, ProviderReport, Status
 from .registry import Registry
 from .routing import Resolver
-
-AVAILABLE = ("online", "static")
 
 
 class CatalogModel(BaseModel):
@@ -71,7 +69,7 @@ def _line(model: CatalogModel, width: int, with_provider: bool = False) -> str:
 
 def listed_models(report: ProviderReport) -> list[HostModel]:
     """What a picker offers from one report: not aliases (they stay requestable), nothing from a dead host."""
-    if report.status not in AVAILABLE:
+    if not report.available:
         return []
     return [m for m in report.models if m.type != "alias"]
 

@@ -52,25 +52,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_providers(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
-    reports = bridge.reports(refresh=args.refresh)
-    rows = []
-    for pid, provider in bridge.registry.providers.items():
-        report = reports[pid]
-        rows.append({
-            "id": pid, "label": provider.display_name, "kind": provider.kind, "base_url": provider.base_url,
-            "route_base_url": provider.route_base, "via_sidecar": provider.sidecar_url is not None,
-            "enabled": provider.enabled(bridge.env), "default": pid == bridge.registry.default_provider,
-            "status": report.status, "error": report.error, "model_count": len(report.models),
-        })
+    rows = bridge.providers(refresh=args.refresh)
     if args.json:
-        _print_json({"providers": rows})
+        _print_json({"providers": [row.model_dump() for row in rows]})
     else:
         for row in rows:
-            mark = "*" if row["default"] else " "
-            line = f"{mark} {row['id']:<16} {row['kind']:<18} {row['status']:<8} {row['model_count']:>4} models  "
-            print(line + row["base_url"] + (f"  (via sidecar {row['route_base_url']})" if row["via_sidecar"] else ""))
-            if row["error"]:
-                print(f"    ! {row['error']}")
+            mark = "*" if row.default else " "
+            line = f"{mark} {row.id:<16} {row.kind:<18} {row.status:<8} {row.model_count:>4} models  {row.base_url}"
+            print(line + (f"  (via sidecar {row.route_base_url})" if row.via_sidecar else ""))
+            if row.error:
+                print(f"    ! {row.error}")
     _warn(bridge)
     return 0
 
@@ -130,13 +121,12 @@ def cmd_favorites(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import os
-    import subprocess
+    from .dispatch import run_attached
 
     bridge = _bridge(args)
     dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode)
     _warn(bridge)
-    return subprocess.run(dispatch.argv, env={**os.environ, **dispatch.env}).returncode  # output streams through
+    return run_attached(dispatch)
 
 
 def cmd_arena(args: argparse.Namespace) -> int:

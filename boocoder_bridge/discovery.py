@@ -113,7 +113,7 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
     """Reports for the chosen providers (default: all), network ones fetched concurrently."""
     env = environ(env)
     chosen = [registry.providers[p] for p in (only if only is not None else registry.providers)]
-    reports = {p.id: static_report(p, env) for p in chosen if not (p.discover and p.enabled(env))}
+    reports = {p.id: static_report(p, env) for p in chosen if not p.asks_host(env)}
     asked = [p for p in chosen if p.id not in reports]
     if asked:
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:

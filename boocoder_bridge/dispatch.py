@@ -75,6 +75,11 @@ class Answer:
     output: str
 
 
+def run_attached(dispatch: Dispatch, base_env: Mapping[str, str] | None = None) -> int:
+    """Run one dispatch with the terminal attached (output streams through); returns opencode's exit code."""
+    return subprocess.run(dispatch.argv, env={**environ(base_env), **dispatch.env}).returncode
+
+
 def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
     env = {**environ(base_env), **dispatch.env}
     started = time.monotonic()

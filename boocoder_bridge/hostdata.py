@@ -17,6 +17,7 @@ from .ids import check_id_text
 from .registry import Provider
 
 Status = Literal["online", "offline", "error", "disabled", "static"]
+AVAILABLE: frozenset[Status] = frozenset({"online", "static"})  # a host answer that can be used
 
 
 class HostModel(BaseModel):
@@ -42,6 +43,11 @@ class ProviderReport(BaseModel):
     error: str | None = None
     models: list[HostModel] = []
     fetched_at: float = 0.0
+
+    @property
+    def available(self) -> bool:
+        """Usable for routing and listing: the host answered well, or the registry alone lists the models."""
+        return self.status in AVAILABLE
 
 
 class HostError(Exception):

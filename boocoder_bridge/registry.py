@@ -72,6 +72,10 @@ class Provider(BaseModel):
             return True
         return bool(environ(env).get(self.enabled_if_env))
 
+    def asks_host(self, env: Mapping[str, str] | None = None) -> bool:
+        """Whether discovery asks this provider's host (else its models come from the registry alone)."""
+        return self.discover and self.enabled(env)
+
     def disabled_reason(self) -> str:
         return f"provider {self.id} is disabled: set {self.enabled_if_env} to enable it"
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .bridge import Bridge
 from .catalog import Catalog
 from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError, StateError
+from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .routing import Purpose, Route
 from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
@@ -40,6 +41,10 @@ class FavoritesBody(BaseModel):
 
 class ErrorBody(BaseModel):
     error: str
+
+
+class ProvidersBody(BaseModel):
+    providers: list[ProviderRow]
 
 
 class Health(BaseModel):
@@ -132,6 +137,15 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         if refresh:
             return await lane.coalesced("refresh", lambda: lane.run(bridge.catalog, True))
         return await lane.run(bridge.catalog, False)
+
+    @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
+    async def providers(refresh: bool = False) -> ProvidersBody:
+        """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``."""
+        if refresh:
+            rows = await lane.coalesced("refresh-providers", lambda: lane.run(bridge.providers, True))
+        else:
+            rows = await lane.run(bridge.providers, False)
+        return ProvidersBody(providers=rows)
 
     @app.get("/api/favorites", response_model=FavoritesBody, responses=_ERRORS)
     def favorites() -> FavoritesBody:

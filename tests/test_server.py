@@ -80,6 +80,16 @@ def test_catalog_and_favorites_round_trip(api) -> None:
         assert "coder" in config["provider"]["sam"]["models"]
 
 
+def test_provider_rows_are_served(api) -> None:
+    url, sam = api
+    rows = {row["id"]: row for row in httpx.get(url + "/api/providers", params={"refresh": 1}).json()["providers"]}
+    assert list(rows) == ["sam", "down", "deepseek"]  # registry order
+    assert (rows["sam"]["status"], rows["sam"]["model_count"], rows["sam"]["default"]) == ("online", 2, True)
+    assert rows["sam"]["base_url"] == sam.url and rows["sam"]["route_base_url"] == sam.url + "/v1"
+    assert rows["down"]["status"] == "offline" and "cannot connect" in rows["down"]["error"]
+    assert (rows["deepseek"]["status"], rows["deepseek"]["enabled"]) == ("disabled", False)
+
+
 @pytest.mark.parametrize(("method", "path", "params", "status"), [
     ("GET", "/api/resolve", {"model": "sam/"}, 422),
     ("GET", "/api/resolve", {"model": "a b"}, 422),
