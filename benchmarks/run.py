@@ -1,245 +1,668 @@
-"""Benchmarks against the targets in BENCHMARKS.md, each beside its baseline in one run.
+"""Benchmarks for the targets in BENCHMARKS.md: each figure beside its baseline, each workload checked.
 
-    python3 benchmarks/run.py            # prints a Markdown report
-    python3 benchmarks/run.py --json     # the raw figures
+    python3 benchmarks/run.py               # every benchmark; prints a Markdown report
+    python3 benchmarks/run.py --json        # the raw figures
+    python3 benchmarks/run.py --only cli    # some of: startup cli resolve server discovery growth
+    python3 benchmarks/run.py --smoke       # tiny fleets, one run each: checks the workloads, times nothing useful
 
-Not part of the test suite: timings are measured here, never asserted in tests.
+Rules this script keeps (timings are never asserted in the test suite; the workload checks are):
+- Every benchmark first checks that its workload is what it claims (for example: the catalog holds 10,000
+  models and every provider is online, not offline because a host was unreachable) and stops with
+  ``WORKLOAD CHECK FAILED`` and exit status 1 when it is not.
+- Fleets are real: fake llama-swap hosts on 127.0.0.1 are discovered over HTTP with ``models --refresh``, then
+  stopped, so a "warm" command that went to the network would find every host offline and fail its check.
+- Whole-process figures are paired: the figure and its baseline run in turn (A B A B ...) in one loop, so a
+  machine that slows down mid-run slows both; each is reported as min/median/max, with the per-pair ratio.
+  Peak RSS is the kernel's figure for that one child process (``os.wait4``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import gc
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from boocoder_bridge import Bridge, ProviderReport  # noqa: E402
-from boocoder_bridge.cache import DiscoveryCache  # noqa: E402
-from boocoder_bridge.default_plugins.llama_swap import parse_models  # noqa: E402
-from boocoder_bridge.opencode import render  # noqa: E402
-from boocoder_bridge.plugins import make_plugin_manager  # noqa: E402
-from boocoder_bridge.registry import registry_from_data  # noqa: E402
-from tests.fakehost import FakeHost, llama_swap_body  # noqa: E402
-
 PYTHON = sys.executable
+CLI = [PYTHON, "-m", "boocoder_bridge"]
+HOST_DELAY_S = 0.3
 
 
-def median_time(action: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
+class WorkloadError(AssertionError):
+    """The benchmark did not measure what it claims to measure."""
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise WorkloadError(message)
+
+
+# --- whole-process timing -------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall_s: float
+    peak_rss_mb: float
+    stdout: bytes
+
+
+# Linux folds the RSS of the process that forks into the child's ru_maxrss (the pre-exec image counts), so a
+# large benchmark process would inflate every figure. Children are therefore started by this small launcher.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    argv, env, out = json.loads(line)
+    with open(out, "wb") as stdout, open(out + ".err", "wb") as stderr:
         started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        child = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    print(json.dumps([wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]), flush=True)
+"""
 
 
-def process_time(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
-    return median_time(lambda: subprocess.run(argv, check=True, capture_output=True, env=env), runs)
+class Launcher:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([PYTHON, "-S", "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.folder = tempfile.mkdtemp(prefix="bench-out-")
+
+    def run(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
+        """One child process: wall time, its own peak RSS (wait4), its stdout; a failing command stops the run."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        out = os.path.join(self.folder, "out")
+        self.proc.stdin.write(json.dumps([list(argv), dict(os.environ if env is None else env), out]) + "\n")
+        self.proc.stdin.flush()
+        wall, maxrss_kb, code = json.loads(self.proc.stdout.readline())
+        stdout = Path(out).read_bytes()
+        check(code == 0, f"{' '.join(argv[-4:])} exited {code}: {Path(out + '.err').read_text()[-500:]}")
+        return Run(wall, maxrss_kb / 1024, stdout)
 
 
-def fleet(folder: Path, providers: int, models: int) -> tuple[Path, Path]:
-    """A registry of N llama-swap providers and a fresh cache holding M models each (no hosts needed)."""
-    registry = folder / f"fleet-{providers}x{models}.json"
-    state = folder / f"state-{providers}x{models}"
-    data = {"default_provider": "p0", "providers": {
-        f"p{i}": {"kind": "llama-swap", "base_url": f"http://127.0.0.1:9/p{i}"} for i in range(providers)}}
-    registry.write_text(json.dumps(data))
-    reg = registry_from_data(data)
-    body = llama_swap_body(*(f"org/model-{j}:Q4_K_M" for j in range(models)),
-                           contexts={f"org/model-{j}:Q4_K_M": 32768 for j in range(0, models, 2)},
-                           outputs={f"org/model-{j}:Q4_K_M": 4096 for j in range(0, models, 4)})
-
-    parsed, _ = parse_models(body)
-    now = time.time() + 3600  # stays fresh for the whole run
-    reports = {pid: ProviderReport(provider=pid, status="online", models=parsed, fetched_at=now) for pid in data[
-        "providers"]}
-    DiscoveryCache(state).store(reg.providers, reports)
-    return registry, state
+_launcher: Launcher | None = None
 
 
-def bench_discovery(results: dict) -> None:
-    hosts = [FakeHost(name=f"h{i}", delay_s=0.5).start() for i in range(8)]
-    try:
-        def timed(count: int) -> float:
-            data = {"default_provider": "h0", "providers": {
-                f"h{i}": {"kind": "llama-swap", "base_url": hosts[i].url} for i in range(count)}}
-            path = Path(tempfile.mkdtemp()) / "r.json"
-            path.write_text(json.dumps(data))
-
-            def once() -> None:
-                bridge = Bridge.load(path, Path(tempfile.mkdtemp()))
-                reports = bridge.reports(refresh=True)
-                assert all(r.status == "online" for r in reports.values())
-
-            return median_time(once, 3)
-
-        one, eight = timed(1), timed(8)
-    finally:
-        for host in hosts:
-            host.stop()
-    results["discovery"] = {"one_host_s": one, "eight_hosts_s": eight, "ratio": eight / one, "target": "<= 1.2"}
+def run_process(argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
+    global _launcher
+    if _launcher is None:
+        _launcher = Launcher()
+    return _launcher.run(argv, env)
 
 
-def bench_warm_catalog(results: dict, folder: Path) -> None:
-    good = FakeHost(models_body=llama_swap_body("coder", "other")).start()
-    hang = FakeHost(fault="hang").start()
-    try:
-        data = {"default_provider": "good", "providers": {
-            "good": {"kind": "llama-swap", "base_url": good.url},
-            "hang": {"kind": "llama-swap", "base_url": hang.url, "timeout_s": 2}}}
-        registry = folder / "warm.json"
-        registry.write_text(json.dumps(data))
-        env = {**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(folder / "warm-state"),
-               "BOOCODER_BRIDGE_CACHE_TTL": "3600"}
-        argv = [PYTHON, "-m", "boocoder_bridge", "--registry", str(registry), "models", "--json"]
-        cold = process_time([*argv, "--refresh"], 1, env)  # asks both hosts: waits out the hanging one
-        warm = process_time(argv, 7, env)
-        bare = process_time([PYTHON, "-c", "pass"], 7)
-    finally:
-        good.stop()
-        hang.stop()
-    results["warm_catalog"] = {"warm_process_s": warm, "cold_refresh_with_hanging_host_s": cold,
-                               "python_startup_s": bare, "target": "< 0.3 s"}
+def spread(values: Sequence[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def bench_startup(results: dict, folder: Path) -> None:
-    ours = process_time([PYTHON, "-c", "import boocoder_bridge"], 15)
-    deps = process_time([PYTHON, "-c", "import httpx, pydantic, pluggy"], 15)
-    registry = folder / "three.json"
-    registry.write_text((ROOT / "fixtures" / "fleet.example.json").read_text())
-    pm = make_plugin_manager(entry_points=True)
+Argv = Sequence[str] | Callable[[int], Sequence[str]]
+
+
+def paired(figure: Argv, baseline: Argv, runs: int, env: dict[str, str] | None = None,
+           check_output: Callable[[int, bytes], None] | None = None) -> dict[str, Any]:
+    """Run figure and baseline in turn ``runs`` times (after one warm-up each); min/median/max and ratios.
+
+    ``figure`` may be a function of the run index (a different model ID per run, for example).
+    ``check_output`` checks every run's stdout, outside the timing.
+    """
+    def argv(spec: Argv, index: int) -> Sequence[str]:
+        return spec(index) if callable(spec) else spec
+
+    run_process(argv(figure, -1), env)
+    run_process(argv(baseline, -1), env)
+    a: list[Run] = []
+    b: list[Run] = []
+    for index in range(runs):
+        first, second = (figure, baseline) if index % 2 == 0 else (baseline, figure)  # A B, B A, ...
+        one, two = run_process(argv(first, index), env), run_process(argv(second, index), env)
+        fig, base = (one, two) if index % 2 == 0 else (two, one)
+        if check_output is not None:
+            check_output(index, fig.stdout)
+        a.append(fig)
+        b.append(base)
+    return {
+        "runs": runs,
+        "wall_s": spread([r.wall_s for r in a]), "baseline_wall_s": spread([r.wall_s for r in b]),
+        "ratio": spread([x.wall_s / y.wall_s for x, y in zip(a, b, strict=True)]),
+        "peak_rss_mb": spread([r.peak_rss_mb for r in a]),
+        "baseline_peak_rss_mb": spread([r.peak_rss_mb for r in b]),
+    }
+
+
+def solo(argv: Sequence[str], runs: int, env: dict[str, str],
+         check_output: Callable[[int, bytes], None] | None = None) -> dict[str, Any]:
+    """One command, ``runs`` times: wall and peak RSS min/median/max (the first run is checked and counted)."""
+    results = []
+    for index in range(runs):
+        result = run_process(argv, env)
+        if check_output is not None:
+            check_output(index, result.stdout)
+        results.append(result)
+    return {"runs": runs, "wall_s": spread([r.wall_s for r in results]),
+            "peak_rss_mb": spread([r.peak_rss_mb for r in results])}
+
+
+# --- fleets ------------------------------------------------------------------------------------------------
+
+
+def model_ids(count: int) -> list[str]:
+    return [f"org{j % 7}/Model-{j}-Instruct-GGUF:Q4_K_M" for j in range(count)]
+
+
+def expected_context(index: int) -> int | None:
+    return 32768 + 1024 * (index % 4) if index % 2 == 0 else None
+
+
+def host_body(count: int) -> dict[str, Any]:
+    from tests.fakehost import llama_swap_body
+
+    ids = model_ids(count)
+    return llama_swap_body(*ids, contexts={m: expected_context(j) for j, m in enumerate(ids) if j % 2 == 0},
+                           outputs={m: 4096 for j, m in enumerate(ids) if j % 4 == 0})
+
+
+@dataclass
+class Fleet:
+    """``hosts`` providers with ``models`` each, discovered for real into ``state``; the hosts are then gone."""
+
+    folder: Path
+    hosts: int
+    models: int
+    refresh: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.hosts}x{self.models}"
+
+    @property
+    def registry(self) -> Path:
+        return self.folder / f"registry-{self.name}.json"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / f"state-{self.name}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOCODER_BRIDGE_", "LLAMA_SWAP"))}
+        return {**env, "BOOCODER_BRIDGE_REGISTRY": str(self.registry), "BOOCODER_BRIDGE_STATE_DIR": str(self.state),
+                "BOOCODER_BRIDGE_CACHE_TTL": "86400"}
+
+    def provider(self, index: int) -> str:
+        return f"host-{index:03d}"
+
+    def build(self, refresh_runs: int = 1) -> Fleet:
+        """Start the hosts, run ``models --refresh --json`` (timed) until the cache is real, stop the hosts."""
+        from tests.fakehost import FakeHost
+
+        body = host_body(self.models)
+        started = [FakeHost(name=self.provider(i), models_body=body).start() for i in range(self.hosts)]
+        try:
+            self.registry.write_text(json.dumps({"default_provider": self.provider(0), "providers": {
+                self.provider(i): {"kind": "llama-swap", "base_url": host.url, "timeout_s": 60}
+                for i, host in enumerate(started)}}))
+            self.refresh = solo([*CLI, "models", "--json", "--refresh"], refresh_runs, self.env,
+                                lambda _, out: self.check_catalog(out))
+            for host in started:  # each host was really asked, over HTTP
+                check("/v1/models" in host.paths(), f"{host.name} never received GET /v1/models")
+        finally:
+            for host in started:
+                host.stop()
+        return self
+
+    def check_catalog(self, out: bytes) -> None:
+        """``models --json``: every provider online with all its models (not an empty or offline catalog)."""
+        catalog = json.loads(out)
+        groups = catalog["providers"]
+        check(len(groups) == self.hosts, f"catalog has {len(groups)} providers, expected {self.hosts}")
+        offline = [g["id"] for g in groups if g["status"] != "online"]
+        check(not offline, f"providers not online (the workload went to the network?): {offline[:5]}")
+        total = sum(len(g["models"]) for g in groups)
+        check(total == self.hosts * self.models, f"catalog holds {total} models, expected {self.hosts * self.models}")
+        first = groups[0]["models"][0]
+        check(first["context_window"] == expected_context(model_ids(self.models).index(first["model"])),
+              f"context window of {first['id']} is {first['context_window']}")
+
+    def check_config(self, out: bytes) -> None:
+        """``generate``: one opencode provider entry per host, every model in it."""
+        config = json.loads(out)
+        entries = config["provider"]
+        check(len(entries) == self.hosts, f"config has {len(entries)} providers, expected {self.hosts}")
+        total = sum(len(e["models"]) for e in entries.values())
+        check(total == self.hosts * self.models, f"config holds {total} models, expected {self.hosts * self.models}")
+        limited = sum(1 for e in entries.values() for m in e["models"].values() if "limit" in m)
+        check(limited == self.hosts * len(range(0, self.models, 4)), f"{limited} models have a limit")
+
+    def route_id(self, index: int) -> tuple[str, int, int]:
+        """A composite ID spread over the whole fleet, with its expected provider index and model index."""
+        provider, model = index % self.hosts, (index // self.hosts * 7919) % self.models
+        return f"{self.provider(provider)}/{model_ids(self.models)[model]}", provider, model
+
+    def check_route(self, route: dict[str, Any], index: int) -> None:
+        composite, provider, model = self.route_id(index)
+        check(route["id"] == composite, f"resolved {route['id']}, expected {composite}")
+        check(route["provider"] == self.provider(provider), f"routed to {route['provider']}")
+        check(route["context_window"] == expected_context(model),
+              f"{composite}: context {route['context_window']}, expected {expected_context(model)}")
+
+
+# --- the benchmarks ------------------------------------------------------------------------------------
+
+
+def bench_startup(results: dict[str, Any], runs: int) -> None:
+    """``import boocoder_bridge`` against what it imports (pydantic + pluggy); httpx must not load."""
+    probe = ("import json, sys, boocoder_bridge; "
+             "print(json.dumps(sorted(m for m in ('httpx', 'jsonschema', 'asyncio') if m in sys.modules)))")
+    loaded = json.loads(run_process([PYTHON, "-c", probe]).stdout)
+    check(loaded == [], f"import boocoder_bridge loads {loaded}")
+    results["import"] = paired([PYTHON, "-c", "import boocoder_bridge"], [PYTHON, "-c", "import pydantic, pluggy"],
+                               runs)
+
+
+def bench_cli(results: dict[str, Any], fleet: Fleet, runs: int) -> None:
+    """What a host meets per call over a warm fleet: resolve --json, models --json, generate."""
+    pydantic = [PYTHON, "-c", "import pydantic"]
+
+    def resolve(index: int) -> list[str]:  # a different ID each run: every process resolves its ID cold
+        return [*CLI, "resolve", fleet.route_id(index + 1)[0], "--json"]
+
+    def check_route(index: int, out: bytes) -> None:
+        fleet.check_route(json.loads(out), index + 1)
+
+    results["cli_resolve"] = paired(resolve, pydantic, runs, fleet.env, check_route)
+    results["cli_models"] = paired([*CLI, "models", "--json"], pydantic, runs, fleet.env,
+                                   lambda _, out: fleet.check_catalog(out))
+    results["cli_generate"] = paired([*CLI, "generate"], pydantic, runs, fleet.env,
+                                     lambda _, out: fleet.check_config(out))
+    results["cli_fleet"] = fleet.name
+
+
+def bench_resolve(results: dict[str, Any], fleet: Fleet, calls: int, overflow_memo: bool = True) -> None:
+    """``Bridge.resolve`` in-process: warm IDs, IDs seen for the first time, and more IDs than any memo holds."""
+    from boocoder_bridge import Bridge
+
+    purposes = ("dispatch", "arena", "compaction", "task", "context")
+    distinct = fleet.hosts * fleet.models
+    ids = [fleet.route_id(i) for i in range(distinct)]
+    check(len({c for c, _, _ in ids}) == distinct, "route IDs are not distinct")
+
+    bridge = Bridge.load(fleet.registry, fleet.state, env=fleet.env)
     started = time.perf_counter()
-    Bridge.load(registry, folder / "s3", plugin_manager=pm)  # first: imports jsonschema, compiles the schema
-    first = time.perf_counter() - started
-    again = median_time(lambda: Bridge.load(registry, folder / "s3", plugin_manager=pm), 200)
-    fresh_pm = median_time(lambda: Bridge.load(registry, folder / "s3",
-                                               plugin_manager=make_plugin_manager(entry_points=True)), 20)
-    results["startup"] = {"import_bridge_s": ours, "import_deps_s": deps, "ratio": ours / deps,
-                          "target_ratio": "<= 1.2", "bridge_load_first_s": first, "bridge_load_s": again,
-                          "bridge_load_with_new_plugin_manager_s": fresh_pm, "target_load": "< 5 ms"}
+    bridge.resolver  # noqa: B018  parses the cache and builds the resolver
+    build_s = time.perf_counter() - started
+    for i in (0, distinct // 2, distinct - 1):
+        fleet.check_route(bridge.resolve(ids[i][0]).model_dump(), i)
 
+    # first seen: every ID once, on a new resolver
+    started = time.perf_counter()
+    for composite, _, _ in ids:
+        bridge.resolve(composite)
+    first_s = time.perf_counter() - started
 
-def bench_resolve(results: dict, folder: Path) -> None:
-    registry, state = fleet(folder, 4, 100)
-    bridge = Bridge.load(registry, state)
-    ids = [f"p{i % 4}/org/model-{i}:Q4_K_M" for i in range(100)] + [f"org/model-{i}:Q4_K_M" for i in range(50)]
-    for model_id in ids:
-        bridge.resolve(model_id)
-    calls = 300_000
+    warm_ids = [c for c, _, _ in ids[:1000]]
+    for composite in warm_ids:
+        bridge.resolve(composite)
     started = time.perf_counter()
     for i in range(calls):
-        bridge.resolve(ids[i % len(ids)])
-    elapsed = time.perf_counter() - started
-    cold = Bridge.load(registry, state)
+        bridge.resolve(warm_ids[i % len(warm_ids)])
+    warm_s = time.perf_counter() - started
+
+    # cycling: every ID under every purpose, in turn, three times (5 x the fleet's IDs)
+    keys = [(c, p) for p in purposes for c, _, _ in ids]
+    memo = memo_capacity(bridge)
+    check(not overflow_memo or memo is None or len(keys) > memo,
+          f"{len(keys)} keys fit in the memo ({memo}); cycle through more")
     started = time.perf_counter()
-    for model_id in ids:
-        cold.resolve(model_id, "task")
-    cold_each = (time.perf_counter() - started) / len(ids)
-    results["resolve"] = {"calls_per_s": calls / elapsed, "first_resolve_of_an_id_us": cold_each * 1e6,
-                          "target": ">= 200000/s"}
+    for _ in range(3):
+        for composite, purpose in keys:
+            bridge.resolve(composite, purpose)
+    cycle_s = time.perf_counter() - started
+    fleet.check_route(bridge.resolve(ids[-1][0], "context").model_dump(), distinct - 1)
+    results["resolve"] = {
+        "fleet": fleet.name, "build_resolver_s": build_s,
+        "first_seen_per_s": distinct / first_s, "warm_per_s": calls / warm_s,
+        "cycling_per_s": 3 * len(keys) / cycle_s, "cycled_keys": len(keys), "memo_capacity": memo,
+    }
 
 
-def generate_and_catalog(registry: Path, state: Path) -> tuple[float, float, int]:
-    def generate() -> int:
-        return len(render(Bridge.load(registry, state).opencode_config(offline=True)[0]))
+def memo_capacity(bridge: Any) -> int | None:
+    """How many routes the resolver memo holds (None: unbounded, or not said)."""
+    from boocoder_bridge import routing
 
-    def catalog() -> int:
-        return len(Bridge.load(registry, state).catalog().providers)
-
-    size = generate()
-    return median_time(generate, 5), median_time(catalog, 5), size
-
-
-def bench_generation_and_memory(results: dict, folder: Path) -> None:
-    registry, state = fleet(folder, 20, 500)
-    gen, cat, size = generate_and_catalog(registry, state)
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    env = {**os.environ, "BOOCODER_BRIDGE_CACHE_TTL": "36000"}
-    rss_kb = int(subprocess.run([PYTHON, "-c", probe, PYTHON, "-m", "boocoder_bridge", "--registry", str(registry),
-                                 "--state-dir", str(state), "models", "--json"], check=True, capture_output=True,
-                                text=True, env=env).stdout)
-    bare_kb = int(subprocess.run([PYTHON, "-c", probe, PYTHON, "-c", "pass"], check=True, capture_output=True,
-                                 text=True).stdout)
-    results["generation_20x500"] = {"generate_s": gen, "catalog_s": cat, "config_bytes": size, "target": "< 0.2 s"}
-    results["memory_20x500"] = {"models_json_peak_rss_mb": rss_kb / 1024, "python_alone_mb": bare_kb / 1024,
-                                "target": "< 100 MB"}
+    for name in ("MEMO_LIMIT", "_MEMO_LIMIT"):
+        if isinstance(getattr(routing, name, None), int):
+            return getattr(routing, name)
+    return None
 
 
-def bench_scaling(results: dict, folder: Path) -> None:
+def bench_phases(fleet: Fleet) -> dict[str, float]:
+    """In-process cost of each step over a warm cache (a new Bridge each time, as a CLI process has)."""
+    from boocoder_bridge import Bridge
+    from boocoder_bridge.opencode import render
+
+    def timed(action: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        action()
+        return time.perf_counter() - started
+
+    out: dict[str, list[float]] = {"load_s": [], "read_cache_s": [], "build_resolver_s": [], "catalog_s": [],
+                                   "generate_s": []}
+    for _ in range(3):
+        bridge: Any = None
+
+        def load() -> None:
+            nonlocal bridge
+            bridge = Bridge.load(fleet.registry, fleet.state, env=fleet.env)
+
+        out["load_s"].append(timed(load))
+        out["read_cache_s"].append(timed(bridge.cached_reports))
+        out["build_resolver_s"].append(timed(lambda b=bridge: b.resolver))
+        catalog: Any = None
+
+        def build_catalog(b: Any = bridge) -> None:
+            nonlocal catalog
+            catalog = b.catalog()
+
+        out["catalog_s"].append(timed(build_catalog))
+        fleet.check_catalog(catalog.model_dump_json().encode())
+        out["generate_s"].append(timed(lambda b=bridge: render(b.opencode_config(offline=True)[0])))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def bench_growth_models(results: dict[str, Any], folder: Path, sizes: Sequence[int], runs: int) -> None:
+    """One host with 1k / 10k / 50k models: --refresh, warm models --json, generate; phases in-process."""
     rows = []
-    for providers in (1, 4, 16):
-        for models in (10, 100, 1000):
-            registry, state = fleet(folder, providers, models)
-            gen, cat, size = generate_and_catalog(registry, state)
-            rows.append({"providers": providers, "models": models, "generate_ms": gen * 1000,
-                         "catalog_ms": cat * 1000, "config_kb": size / 1024})
-    results["scaling"] = rows
+    for size in sizes:
+        fleet = Fleet(folder, 1, size).build(refresh_runs=runs)
+        models = solo([*CLI, "models", "--json"], runs, fleet.env, lambda _, out, f=fleet: f.check_catalog(out))
+        generate = solo([*CLI, "generate"], runs, fleet.env, lambda _, out, f=fleet: f.check_config(out))
+        assert fleet.refresh is not None
+        rows.append({"models": size, "refresh": fleet.refresh, "models_json": models, "generate": generate,
+                     "phases": bench_phases(fleet)})
+    results["growth_models"] = rows
 
 
-def report(results: dict) -> str:
-    r = results
-    lines = [
-        f"Machine: {r['machine']}; Python {r['python']}; {r['date']}", "",
-        "| target | measured | baseline in the same run | met |", "|---|---|---|---|",
-        f"| discovery, 8 hosts x 0.5 s <= 1.2x one host | {r['discovery']['eight_hosts_s']:.3f} s "
-        f"({r['discovery']['ratio']:.2f}x) | one host {r['discovery']['one_host_s']:.3f} s | "
-        f"{'yes' if r['discovery']['ratio'] <= 1.2 else 'NO'} |",
-        f"| warm `models --json` with a hanging host < 0.3 s (whole process) | "
-        f"{r['warm_catalog']['warm_process_s']:.3f} s | `python -c pass` {r['warm_catalog']['python_startup_s']:.3f} s;"
-        f" cold `--refresh` {r['warm_catalog']['cold_refresh_with_hanging_host_s']:.2f} s | "
-        f"{'yes' if r['warm_catalog']['warm_process_s'] < 0.3 else 'NO'} |",
-        f"| `import boocoder_bridge` <= 1.2x its deps | {r['startup']['import_bridge_s']:.3f} s "
-        f"({r['startup']['ratio']:.2f}x) | httpx+pydantic+pluggy {r['startup']['import_deps_s']:.3f} s | "
-        f"{'yes' if r['startup']['ratio'] <= 1.2 else 'NO'} |",
-        f"| `Bridge.load()` of 3 providers < 5 ms | {r['startup']['bridge_load_s'] * 1000:.2f} ms | first load "
-        f"(imports jsonschema, compiles schema) {r['startup']['bridge_load_first_s'] * 1000:.1f} ms; with a new "
-        f"plugin manager (entry-point scan) {r['startup']['bridge_load_with_new_plugin_manager_s'] * 1000:.1f} ms | "
-        f"{'yes' if r['startup']['bridge_load_s'] < 0.005 else 'NO'} |",
-        f"| `resolve()` >= 200,000/s | {r['resolve']['calls_per_s']:,.0f}/s | first resolve of an ID "
-        f"{r['resolve']['first_resolve_of_an_id_us']:.1f} us | "
-        f"{'yes' if r['resolve']['calls_per_s'] >= 2e5 else 'NO'} |",
-        f"| generate 20 x 500 < 200 ms | {r['generation_20x500']['generate_s'] * 1000:.1f} ms "
-        f"({r['generation_20x500']['config_bytes'] / 1024:.0f} KiB) | catalog of the same fleet "
-        f"{r['generation_20x500']['catalog_s'] * 1000:.1f} ms | "
-        f"{'yes' if r['generation_20x500']['generate_s'] < 0.2 else 'NO'} |",
-        f"| peak RSS `models --json`, 20 x 500 < 100 MB | {r['memory_20x500']['models_json_peak_rss_mb']:.1f} MB | "
-        f"`python -c pass` {r['memory_20x500']['python_alone_mb']:.1f} MB | "
-        f"{'yes' if r['memory_20x500']['models_json_peak_rss_mb'] < 100 else 'NO'} |",
-        "", "Growth (in-process, from a fresh cache; each figure includes `Bridge.load`):", "",
-        "| providers | models each | generate (ms) | catalog (ms) | config (KiB) |", "|---|---|---|---|---|",
-    ]
-    lines += [f"| {row['providers']} | {row['models']} | {row['generate_ms']:.1f} | {row['catalog_ms']:.1f} | "
-              f"{row['config_kb']:.0f} |" for row in r["scaling"]]
+def serve_hosts(count: int, models: int, delay: float) -> None:
+    """(Child process) ``count`` fake hosts; prints their URLs as one JSON line, serves until stdin closes."""
+    from tests.fakehost import FakeHost
+
+    body = host_body(models)
+    hosts = [FakeHost(name=f"h{i}", models_body=body, delay_s=delay).start() for i in range(count)]
+    print(json.dumps([h.url for h in hosts]), flush=True)
+    sys.stdin.read()
+
+
+@contextlib.contextmanager
+def child(argv: Sequence[str]) -> Iterator[Any]:
+    """A helper child process that prints one JSON line when ready; ended when the block ends."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        check(line, f"helper {argv[2:]} did not start")
+        yield json.loads(line)
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def bench_growth_hosts(results: dict[str, Any], folder: Path, counts: Sequence[int], runs: int) -> None:
+    """N hosts answering in 0.3 s each, discovered in-process, paired against one host; hosts in another process."""
+    from boocoder_bridge import Bridge
+
+    rows = []
+    with child([PYTHON, __file__, "--serve-hosts", str(max(counts)), "10", str(HOST_DELAY_S)]) as urls:
+        def registry(count: int) -> Path:
+            path = folder / f"hosts-{count}.json"
+            path.write_text(json.dumps({"default_provider": "h0", "providers": {
+                f"h{i}": {"kind": "llama-swap", "base_url": urls[i], "timeout_s": 5} for i in range(count)}}))
+            return path
+
+        def discover(path: Path, count: int) -> float:
+            bridge = Bridge.load(path, Path(tempfile.mkdtemp(dir=folder)))
+            started = time.perf_counter()
+            reports = bridge.reports(refresh=True)
+            elapsed = time.perf_counter() - started
+            down = {p: r.error for p, r in reports.items() if r.status != "online"}
+            check(not down, f"{len(down)} of {count} hosts not online: {list(down.items())[:3]}")
+            check(sum(len(r.models) for r in reports.values()) == 10 * count, "hosts did not list their models")
+            return elapsed
+
+        one = registry(1)
+        discover(one, 1)
+        for count in counts:
+            path = registry(count)
+            discover(path, count)  # warm-up
+            pairs = []
+            for index in range(runs):
+                if index % 2 == 0:
+                    many, single = discover(path, count), discover(one, 1)
+                else:
+                    single, many = discover(one, 1), discover(path, count)
+                pairs.append((many, single))
+            rows.append({"hosts": count, "wall_s": spread([m for m, _ in pairs]),
+                         "one_host_s": spread([s for _, s in pairs]),
+                         "ratio": spread([m / s for m, s in pairs])})
+    results["growth_hosts"] = rows
+
+
+SERVER_SCRIPT = """
+import json, socket, sys
+import uvicorn
+from boocoder_bridge import Bridge
+from boocoder_bridge.server import create_app
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(1024)
+app = create_app(Bridge.load())
+print(json.dumps(sock.getsockname()[1]), flush=True)
+server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=1024))
+server.run(sockets=[sock])
+"""
+
+
+def bench_server(results: dict[str, Any], fleet: Fleet, clients: int, requests: dict[str, int]) -> None:
+    """``GET /api/resolve`` and ``GET /api/models`` under ``clients`` concurrent clients (the load in this process)."""
+    import httpx
+
+    out: dict[str, Any] = {"fleet": fleet.name, "clients": clients}
+    proc = subprocess.Popen([PYTHON, "-c", SERVER_SCRIPT], stdout=subprocess.PIPE, text=True, env=fleet.env)
+    try:
+        port = json.loads(proc.stdout.readline() if proc.stdout else "null")
+        check(isinstance(port, int), "the server did not start")
+        base = f"http://127.0.0.1:{port}"
+
+        def url(kind: str, index: int) -> tuple[str, dict[str, str]]:
+            if kind == "resolve":
+                return "/api/resolve", {"model": fleet.route_id(index)[0]}
+            return "/api/models", {}
+
+        async def load(kind: str, total: int) -> dict[str, Any]:
+            latencies: list[float] = []
+            bodies: dict[int, bytes] = {}
+            limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as http:
+                for i in range(min(clients, total)):  # warm-up: connections open, first build done
+                    await http.get(*url(kind, i)[:1], params=url(kind, i)[1])
+                counter = iter(range(total))
+
+                async def worker() -> None:
+                    for index in counter:
+                        path, params = url(kind, index)
+                        started = time.perf_counter()
+                        response = await http.get(path, params=params)
+                        latencies.append(time.perf_counter() - started)
+                        check(response.status_code == 200, f"{path} answered {response.status_code}")
+                        if index % 97 == 0 or index == total - 1:
+                            bodies[index] = response.content
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(clients)))
+                elapsed = time.perf_counter() - started
+            for index, body in bodies.items():
+                if kind == "resolve":
+                    fleet.check_route(json.loads(body), index)
+                else:
+                    fleet.check_catalog(body)
+            latencies.sort()
+            return {"requests": total, "req_per_s": total / elapsed,
+                    "p50_ms": 1000 * latencies[len(latencies) // 2],
+                    "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+        for kind, total in requests.items():
+            out[kind] = asyncio.run(load(kind, total))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    results["server"] = out
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+
+def fmt(spec: dict[str, float], scale: float = 1.0, digits: int = 3) -> str:
+    return f"{spec['median'] * scale:.{digits}f} ({spec['min'] * scale:.{digits}f}-{spec['max'] * scale:.{digits}f})"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [f"Machine: {r['machine']}; Python {r['python']}; {r['date']}; {r['mode']}",
+             "Whole-process figures: median (min-max) over paired runs, figure and baseline in turn.", ""]
+    rows = ["| target | measured | baseline (same loop) | ratio | verdict |", "|---|---|---|---|---|"]
+    if "import" in r:
+        x = r["import"]
+        rows.append(f"| `import boocoder_bridge` <= 1.2x pydantic+pluggy | {fmt(x['wall_s'])} s | "
+                    f"{fmt(x['baseline_wall_s'])} s | {fmt(x['ratio'], digits=2)} | "
+                    f"{verdict(x['ratio']['median'] <= 1.2)} |")
+    if "cli_resolve" in r:
+        x = r["cli_resolve"]
+        rows.append(f"| `resolve ID --json` ({r['cli_fleet']}) <= 1.5x `import pydantic` | {fmt(x['wall_s'])} s | "
+                    f"{fmt(x['baseline_wall_s'])} s | {fmt(x['ratio'], digits=2)} | "
+                    f"{verdict(x['ratio']['median'] <= 1.5)} |")
+        x = r["cli_models"]
+        ok = x["wall_s"]["median"] < 0.25 and x["peak_rss_mb"]["median"] < 60
+        rows.append(f"| warm `models --json` ({r['cli_fleet']}) < 0.25 s, < 60 MB | {fmt(x['wall_s'])} s, "
+                    f"{fmt(x['peak_rss_mb'], digits=1)} MB | {fmt(x['baseline_wall_s'])} s, "
+                    f"{x['baseline_peak_rss_mb']['median']:.1f} MB | {fmt(x['ratio'], digits=2)} | {verdict(ok)} |")
+        x = r["cli_generate"]
+        rows.append(f"| `generate` ({r['cli_fleet']}) (no target) | {fmt(x['wall_s'])} s, "
+                    f"{fmt(x['peak_rss_mb'], digits=1)} MB | {fmt(x['baseline_wall_s'])} s | "
+                    f"{fmt(x['ratio'], digits=2)} | - |")
+    if "resolve" in r:
+        x = r["resolve"]
+        rows.append(f"| `resolve()` warm >= 1M/s | {x['warm_per_s']:,.0f}/s | | | {verdict(x['warm_per_s'] >= 1e6)} |")
+        rows.append(f"| `resolve()` first seen >= 200k/s ({x['fleet']}) | {x['first_seen_per_s']:,.0f}/s | resolver "
+                    f"build {x['build_resolver_s'] * 1000:.0f} ms | | {verdict(x['first_seen_per_s'] >= 2e5)} |")
+        rows.append(f"| `resolve()` cycling {x['cycled_keys']:,} keys (memo {x['memo_capacity']}) >= 200k/s | "
+                    f"{x['cycling_per_s']:,.0f}/s | | | {verdict(x['cycling_per_s'] >= 2e5)} |")
+    if "growth_hosts" in r:
+        for row in r["growth_hosts"]:
+            if row["hosts"] == 256:
+                rows.append(f"| discovery 256 hosts x 0.3 s <= 1.3x one host | {fmt(row['wall_s'])} s | "
+                            f"{fmt(row['one_host_s'])} s | {fmt(row['ratio'], digits=2)} | "
+                            f"{verdict(row['ratio']['median'] <= 1.3)} |")
+    if "growth_models" in r:
+        by = {row["models"]: row for row in r["growth_models"]}
+        if 50000 in by:
+            x = by[50000]
+            peak = max(x[k]["peak_rss_mb"]["median"] for k in ("refresh", "models_json", "generate"))
+            rows.append(f"| one host, 50,000 models: peak RSS < 150 MB | {peak:.1f} MB | | | "
+                        f"{verdict(peak < 150)} |")
+    if "server" in r:
+        x = r["server"]
+        for kind in ("resolve", "models"):
+            if kind in x:
+                y = x[kind]
+                rows.append(f"| server `GET /api/{kind}` ({x['fleet']}, {x['clients']} clients) | p50 "
+                            f"{y['p50_ms']:.1f} ms, p99 {y['p99_ms']:.1f} ms, {y['req_per_s']:,.0f} req/s | "
+                            f"{y['requests']} requests | | (report) |")
+    lines += rows
+    if "growth_hosts" in r:
+        lines += ["", "Discovery growth (in-process `reports(refresh=True)`, hosts answer in 0.3 s, in another "
+                  "process; paired against one host):", "", "| hosts | wall s | one host s | ratio |",
+                  "|---|---|---|---|"]
+        lines += [f"| {row['hosts']} | {fmt(row['wall_s'])} | {fmt(row['one_host_s'])} | "
+                  f"{fmt(row['ratio'], digits=2)} |" for row in r["growth_hosts"]]
+    if "growth_models" in r:
+        lines += ["", "Model growth, one host (whole process s / peak MB; phases in-process ms, median):", "",
+                  "| models | `--refresh` | warm `models --json` | `generate` | read cache | build resolver | "
+                  "catalog | generate (in-process) |", "|---|---|---|---|---|---|---|---|"]
+        for row in r["growth_models"]:
+            p = row["phases"]
+            lines.append(
+                f"| {row['models']:,} | " + " | ".join(
+                    f"{row[k]['wall_s']['median']:.3f} s / {row[k]['peak_rss_mb']['median']:.0f} MB"
+                    for k in ("refresh", "models_json", "generate")) + " | " +
+                " | ".join(f"{p[k] * 1000:.1f}" for k in ("read_cache_s", "build_resolver_s", "catalog_s",
+                                                          "generate_s")) + " |")
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-                     "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        bench_startup(results, folder)
-        bench_resolve(results, folder)
-        bench_generation_and_memory(results, folder)
-        bench_scaling(results, folder)
-        bench_warm_catalog(results, folder)
-        bench_discovery(results)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print the raw figures")
+    parser.add_argument("--smoke", action="store_true", help="tiny workloads, one run: checks only")
+    parser.add_argument("--only", nargs="+", default=["startup", "cli", "resolve", "server", "discovery", "growth"])
+    parser.add_argument("--runs", type=int, default=11, help="paired runs per whole-process figure")
+    parser.add_argument("--serve-hosts", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_hosts:
+        serve_hosts(int(args.serve_hosts[0]), int(args.serve_hosts[1]), float(args.serve_hosts[2]))
+        return 0
+    smoke = args.smoke
+    runs = 1 if smoke else args.runs
+    results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+                               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                         time.gmtime()),
+                               "mode": "smoke (checks only)" if smoke else f"{runs} paired runs"}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            if "startup" in args.only:
+                bench_startup(results, runs)
+            if {"cli", "resolve", "server"} & set(args.only):
+                fleet = Fleet(folder, 2, 20).build() if smoke else Fleet(folder, 20, 500).build()
+                if "cli" in args.only:
+                    bench_cli(results, fleet, runs)
+                if "resolve" in args.only:
+                    bench_resolve(results, fleet, 10_000 if smoke else 2_000_000, overflow_memo=not smoke)
+                if "server" in args.only:
+                    bench_server(results, fleet, 4 if smoke else 50,
+                                 {"resolve": 20, "models": 8} if smoke else {"resolve": 5000, "models": 200})
+            if "discovery" in args.only:
+                bench_growth_hosts(results, folder, (1, 8) if smoke else (1, 8, 64, 256), 1 if smoke else 5)
+            if "growth" in args.only:
+                bench_growth_models(results, folder, (100, 500) if smoke else (1000, 10000, 50000),
+                                    1 if smoke else 3)
+    except WorkloadError as exc:
+        print(f"WORKLOAD CHECK FAILED: {exc}", file=sys.stderr)
+        return 1
+    gc.collect()
     print(json.dumps(results, indent=2) if args.json else report(results))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
