@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -21,6 +22,10 @@ from .settings import environ
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
+# One connection pool per host, not one for the fleet: httpx's shared pool holds 100 connections (the 101st
+# host waits, spending its own deadline), and httpcore scans every connection of a pool on each request, so
+# one pool for 256 hosts costs seconds of CPU. A host's own pool also bounds its concurrent requests.
+CONNECTIONS_PER_HOST = 4
 __all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
 
 
@@ -80,13 +85,14 @@ async def _read_capped(response: httpx.Response, path: str) -> bytes:
 ListModels = Callable[[HostClient], Any]  # ProviderKind.list_models: async, returns (models, skipped)
 
 
-async def _discover_one(http: httpx.AsyncClient, provider: Provider, list_models: ListModels,
-                        env: Mapping[str, str]) -> ProviderReport:
+async def _discover_one(provider: Provider, list_models: ListModels, env: Mapping[str, str],
+                        tls: ssl.SSLContext) -> ProviderReport:
     started = time.time()
-    client = HostClient(http, provider, env)
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_HOST, max_keepalive_connections=CONNECTIONS_PER_HOST)
     try:
-        async with asyncio.timeout(provider.timeout_s):
-            models, skipped = await list_models(client)
+        async with asyncio.timeout(provider.timeout_s), httpx.AsyncClient(
+                follow_redirects=False, trust_env=False, verify=tls, limits=limits) as http:
+            models, skipped = await list_models(HostClient(http, provider, env))
     except HostError as exc:
         return ProviderReport(provider=provider.id, status=exc.status, error=exc.reason, fetched_at=started)
     except TimeoutError:
@@ -116,8 +122,8 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
     reports = {p.id: static_report(p, env) for p in chosen if not p.asks_host(env)}
     asked = [p for p in chosen if p.id not in reports]
     if asked:
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
-            found = await asyncio.gather(*(_discover_one(http, p, list_models_for(p), env) for p in asked))
+        tls = httpx.create_ssl_context()  # once: building one per host costs milliseconds each
+        found = await asyncio.gather(*(_discover_one(p, list_models_for(p), env, tls) for p in asked))
         reports.update((r.provider, r) for r in found)
     return {p.id: reports[p.id] for p in chosen}
 
