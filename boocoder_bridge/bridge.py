@@ -13,10 +13,11 @@ from typing import Any
 
 import pluggy
 
+from . import opencode_tui
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, listed_models
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
-from .errors import ModelIdError, ProviderUnavailableError, RegistryError
+from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
 from .hostdata import ProviderReport
 from .hoststate import HostState, ProviderRow
@@ -61,6 +62,7 @@ class Bridge:
         self._resolver: Resolver | None = None
         self._resolver_generation = -1
         self._cache_checked_at = 0.0
+        self._notes: list[str] = []
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -87,7 +89,7 @@ class Bridge:
     @property
     def warnings(self) -> list[str]:
         """Plugin failures and ignored files, for the host to log or show."""
-        return self.hooks.warnings + ([self.cache.problem] if self.cache.problem else [])
+        return self.hooks.warnings + ([self.cache.problem] if self.cache.problem else []) + self._notes
 
     # --- host data (the rules are in hoststate.py) --------------------------------------------------
 
@@ -149,15 +151,52 @@ class Bridge:
         """The context window the host should budget for, or None when nobody knows (never a guess)."""
         return self.resolve(model_id, "context").context_window
 
+    # --- favorites (shared with opencode's TUI) ---------------------------------------------------
+
+    def sync_opencode_tui(self) -> opencode_tui.SyncResult | None:
+        """Merge the favorites with opencode's TUI picker (``model.json``), unless opted out. Never raises: a
+        problem becomes a warning, because the TUI's list is a mirror, not the bridge's own data."""
+        if not opencode_tui.enabled(self.env):
+            return None
+        try:
+            result = opencode_tui.sync(self.favorites, self.registry.providers, self.state_dir, self.env)
+        except (BridgeError, OSError) as exc:
+            result = opencode_tui.SyncResult(warning=f"opencode TUI favorites not synced: {exc}")
+        if result.warning and result.warning not in self._notes:
+            self._notes.append(result.warning)
+        return result
+
+    def list_favorites(self) -> list[str]:
+        """Every stored favorite (visible or not), after taking in the TUI's toggles."""
+        self.sync_opencode_tui()
+        return self.favorites.list()
+
+    def add_favorite(self, model_id: str) -> tuple[str, bool]:
+        """Store a favorite and mirror it; returns its composite form and whether it was new."""
+        self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them
+        composite, added = self.favorites.store(model_id)
+        self.sync_opencode_tui()
+        return composite, added
+
+    def remove_favorite(self, model_id: str) -> tuple[str, bool]:
+        """Forget a favorite on both sides; returns its composite form and whether it was stored."""
+        self.sync_opencode_tui()
+        composite = self.canonical_id(model_id)
+        removed = self.favorites.remove(composite)
+        self.sync_opencode_tui()
+        return composite, removed
+
     # --- catalog and opencode config --------------------------------------------------------------
 
     def catalog(self, refresh: bool = False) -> Catalog:
         """Favorites first (visible ones only), then each provider's group."""
         reports = self.reports(refresh)
-        return build_catalog(self.registry, reports, self.resolver, self.favorites.list())
+        return build_catalog(self.registry, reports, self.resolver, self.list_favorites())
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
-        """The opencode config and the providers whose models are stale (last known, not live)."""
+        """The opencode config and the providers whose models are stale (last known, not live). Mirrors the
+        favorites into opencode's TUI too, since this config is what that TUI will show."""
+        self.sync_opencode_tui()
         reports, stale = self.hosts.for_config(offline)
         entries = []
         for pid, report in reports.items():

@@ -107,16 +107,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_favorites(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
-    if args.action == "add":
-        print(f"added {bridge.favorites.add(args.id)}")
-    elif args.action == "remove":
-        composite = bridge.canonical_id(args.id)
-        print(f"removed {composite}" if bridge.favorites.remove(args.id) else f"{composite} was not a favorite")
-    elif args.json:
-        _print_json({"favorites": bridge.favorites.list()})
+    action = args.action or "list"
+    if action == "add":
+        composite, added = bridge.add_favorite(args.id)
+        print(f"added {composite}" if added else f"{composite} was already a favorite")
+    elif action == "remove":
+        composite, removed = bridge.remove_favorite(args.id)
+        print(f"removed {composite}" if removed else f"{composite} was not a favorite")
+    elif getattr(args, "json", False):
+        _print_json({"favorites": bridge.list_favorites()})
     else:
-        for model_id in bridge.favorites.list():
+        for model_id in bridge.list_favorites():
             print(model_id)
+    _warn(bridge)
     return 0
 
 
@@ -225,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", metavar="FILE", help="write atomically to FILE")
     generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
     favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat and BooCoder)")
-    actions = favorites.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = favorites.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="all stored favorites, visible or not")
     listing.add_argument("--json", action="store_true")
     actions.add_parser("add", help="store a favorite (its composite form)").add_argument("id", metavar="ID")

@@ -107,9 +107,14 @@ class Favorites:
 
     def add(self, model_id: str) -> str:
         """Store ``model_id`` (composite form); adding twice is a no-op. Returns the stored form."""
+        return self.store(model_id)[0]
+
+    def store(self, model_id: str) -> tuple[str, bool]:
+        """Like :meth:`add`, and also whether it was new (so nobody prints "added" for a no-op)."""
         composite = self.canonical(model_id)
-        self._write("INSERT OR IGNORE INTO favorites (model_id, added_at) VALUES (?, ?)", (composite, time.time()))
-        return composite
+        added = self._write("INSERT OR IGNORE INTO favorites (model_id, added_at) VALUES (?, ?)",
+                            (composite, time.time()))
+        return composite, added > 0
 
     def remove(self, model_id: str) -> bool:
         """Forget ``model_id``; returns whether it was stored."""

@@ -149,7 +149,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
     @app.get("/api/favorites", response_model=FavoritesBody, responses=_ERRORS)
     def favorites() -> FavoritesBody:
-        return FavoritesBody(favorites=bridge.favorites.list())
+        return FavoritesBody(favorites=bridge.list_favorites())
 
     # One route for both methods, so a 405 lists both in its Allow header.
     @app.api_route("/api/favorites/{model_id:anytext}", methods=["PUT", "DELETE"], response_model=FavoritesBody,
@@ -157,9 +157,9 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     def change_favorite(request: Request, model_id: str = Path(description=ID_RULES)) -> FavoritesBody:
         """PUT stores a favorite (adding twice is a no-op); DELETE forgets it. The ID may hold '/' and ':'."""
         if request.method == "PUT":
-            bridge.favorites.add(model_id)
+            bridge.add_favorite(model_id)
         else:
-            bridge.favorites.remove(model_id)
+            bridge.remove_favorite(model_id)
         return FavoritesBody(favorites=bridge.favorites.list())
 
     @app.get("/api/resolve", response_model=Route, responses=_ERRORS)

@@ -18,6 +18,7 @@ CACHE_TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"  # seconds a discovery answer is ser
 OPENCODE_ENV = "BOOCODER_BRIDGE_OPENCODE"  # the opencode binary, when --opencode is not given
 TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"  # bearer token `serve` requires off loopback
 NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"  # set: load no third-party plugins
+OPENCODE_TUI_ENV = "BOOCODER_BRIDGE_OPENCODE_TUI"  # "0"/"off"/"false"/"no": leave opencode's TUI model.json alone
 LEGACY_URL_ENV = "LLAMA_SWAP_URL"  # pre-bridge installs: the one llama-swap host
 LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the DeepSeek provider
 
@@ -33,6 +34,8 @@ APP_DIR_NAME = "boocoder-bridge"
 CACHE_FILE = "discovery-cache.json"
 FAVORITES_FILE = "favorites.sqlite3"
 OPENCODE_CONFIG_FILE = "opencode.json"
+OPENCODE_TUI_BASE_FILE = "opencode-tui-favorites.json"  # the fleet favorites mirrored last into model.json
+OPENCODE_TUI_LOCK_FILE = "opencode-tui.lock"
 
 
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:

@@ -22,6 +22,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own state dir and none of the user's registry or keys."""
     state = tmp_path / "state"
     monkeypatch.setenv("BOOCODER_BRIDGE_STATE_DIR", str(state))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # opencode's TUI model.json, never the user's
     for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
     return state

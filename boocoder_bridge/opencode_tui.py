@@ -1,0 +1,210 @@
+"""The bridge's favorites in opencode's own TUI model picker, and the TUI's ctrl+f toggles back in the bridge.
+
+opencode 1.18.33 keeps its picker's Favorites in ``$XDG_STATE_HOME/opencode/model.json`` (default
+``~/.local/state/opencode/model.json``) as ``{"recent": [...], "favorite": [{"providerID", "modelID"}...],
+"variant": {...}}``. Seen under tmux: the TUI reads the file once at start, shows ``favorite`` in file order at
+the top of the picker, and on each toggle rewrites the whole file from memory (a new star goes first).
+
+Only entries of fleet providers (the registry's provider IDs) are ours; every other key and entry is written
+back exactly as read. Who changed what is decided by a three-way merge against the fleet list mirrored last
+time (kept in the bridge's state dir, per model.json path): a star added or removed on either side survives,
+and when both sides changed, both changes are kept. A model.json that cannot be read is left alone.
+
+Limit: a TUI that is running when the bridge mirrors a change still holds the old list, and its next toggle
+rewrites the file without that change; the merge then sees it as removed in the TUI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ModelIdError
+from .files import atomic_write
+from .ids import ModelRef
+from .settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
+from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
+from .settings import OPENCODE_TUI_LOCK_FILE as LOCK_FILE
+
+MAX_MODEL_JSON_BYTES = 4 * 1024 * 1024
+_OFF = {"0", "off", "false", "no"}
+
+
+class FavoriteStore(Protocol):
+    """What the merge needs of :class:`boocoder_bridge.favorites.Favorites`."""
+
+    def list(self) -> list[str]: ...
+    def add(self, model_id: str) -> str: ...
+    def remove(self, model_id: str) -> bool: ...
+
+
+@dataclass
+class SyncResult:
+    """What one sync did. ``favorites`` is the merged fleet list; ``warning`` says why nothing was done."""
+
+    favorites: list[str] = field(default_factory=list)
+    added_to_bridge: list[str] = field(default_factory=list)
+    removed_from_bridge: list[str] = field(default_factory=list)
+    wrote: bool = False
+    warning: str | None = None
+
+
+def enabled(env: Mapping[str, str]) -> bool:
+    return (env.get(OPT_OUT_ENV) or "").strip().lower() not in _OFF
+
+
+def model_json_path(env: Mapping[str, str]) -> Path:
+    """Where opencode keeps it: ``$XDG_STATE_HOME/opencode``, else ``~/.local/state/opencode`` (all platforms)."""
+    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(state) / "opencode" / "model.json"
+
+
+def merge(base: Sequence[str] | None, ours: Sequence[str], theirs: Sequence[str]) -> list[str]:
+    """Three-way merge of two favorite lists. Without a base (first sync) it is the union: nothing is lost.
+
+    An ID stays when both sides have it, or when one side has it and the base did not (added there). An ID in
+    the base that one side dropped is gone (removed there). Order: ours, then what only theirs added.
+    """
+    if base is None:
+        return list(dict.fromkeys([*ours, *theirs]))
+    was, mine, other = set(base), set(ours), set(theirs)
+    keep = (mine & other) | (mine - was) | (other - was)
+    return [i for i in dict.fromkeys([*ours, *theirs]) if i in keep]
+
+
+def _fleet_id(entry: Any, fleet: Collection[str]) -> str | None:
+    """The composite ID of a fleet entry of ``favorite``, or None for anything that is not ours to change."""
+    if not isinstance(entry, dict):
+        return None
+    provider, model = entry.get("providerID"), entry.get("modelID")
+    if not (isinstance(provider, str) and isinstance(model, str)) or provider not in fleet:
+        return None
+    try:
+        return str(ModelRef(provider, model))
+    except ModelIdError:
+        return None
+
+
+def _entry(model_id: str) -> dict[str, str]:
+    ref = ModelRef.parse(model_id)
+    return {"providerID": ref.provider, "modelID": ref.model}
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _read_model_json(path: Path) -> dict[str, Any] | None:
+    """The parsed file, None when there is none; raises _Unreadable (one-line reason) for anything else."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_MODEL_JSON_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _Unreadable(f"cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_MODEL_JSON_BYTES:
+        raise _Unreadable(f"it is larger than {MAX_MODEL_JSON_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _Unreadable(f"it is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict):
+        raise _Unreadable("it is not a JSON object")
+    if not isinstance(data.get("favorite", []), list):
+        raise _Unreadable("its 'favorite' is not a list")
+    return data
+
+
+def _read_base(path: Path, key: str) -> list[str] | None:
+    """The fleet list mirrored last time into the model.json at ``key``; None when unknown (derived data)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        listed = data["files"][key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [i for i in listed if isinstance(i, str)] if isinstance(listed, list) else None
+
+
+def _write_base(path: Path, key: str, favorites: list[str]) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = data["files"] if isinstance(data, dict) and isinstance(data.get("files"), dict) else {}
+    except (OSError, ValueError):
+        files = {}
+    if files.get(key) == favorites:
+        return
+    files[key] = favorites
+    atomic_write(path, json.dumps({"version": 1, "files": files}, indent=1, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One sync at a time per state dir (bridge processes only; the TUI takes no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock; the merge still loses nothing it can see
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_model_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, compact like opencode's own writes, through a symlink, keeping the file's mode."""
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        mode: int | None = target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    atomic_write(target, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    if mode is not None:
+        os.chmod(target, mode)
+
+
+def sync(favorites: FavoriteStore, fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> SyncResult:
+    """Merge the bridge's fleet favorites with the TUI's, then store the result on both sides."""
+    path = model_json_path(env)
+    with _locked(state_dir / LOCK_FILE):
+        try:
+            data = _read_model_json(path)
+        except _Unreadable as exc:
+            return SyncResult(warning=f"{path}: {exc}; left it as it is (opencode's TUI favorites not synced)")
+        listed: list[Any] = list(data.get("favorite", [])) if data is not None else []
+        theirs = list(dict.fromkeys(i for e in listed if (i := _fleet_id(e, fleet)) is not None))
+        ours = [i for i in favorites.list() if i.partition("/")[0] in fleet]
+        base_path, key = state_dir / BASE_FILE, str(path.absolute())
+        merged = merge(_read_base(base_path, key), ours, theirs)
+        result = SyncResult(favorites=merged)
+        for model_id in merged:
+            if model_id not in ours:
+                favorites.add(model_id)
+                result.added_to_bridge.append(model_id)
+        for model_id in ours:
+            if model_id not in merged:
+                favorites.remove(model_id)
+                result.removed_from_bridge.append(model_id)
+        keep = set(merged)
+        new = [_entry(i) for i in merged if i not in theirs]  # new stars go first, as a TUI toggle puts them
+        new += [e for e in listed if (i := _fleet_id(e, fleet)) is None or i in keep]
+        if new != listed and (data is not None or new):
+            out = dict(data) if data is not None else {"recent": [], "favorite": [], "variant": {}}
+            out["favorite"] = new
+            _write_model_json(path, out)
+            result.wrote = True
+        _write_base(base_path, key, merged)
+        return result
