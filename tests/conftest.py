@@ -17,6 +17,14 @@ ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY"
                 "BOOCODER_BRIDGE_TOKEN", "BOOCODER_BRIDGE_OPENCODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Before any fixture (module-scoped servers too): opencode's TUI state is never the user's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own state dir and none of the user's registry or keys."""
