@@ -13,6 +13,7 @@ from .catalog import Catalog, CatalogGroup, CatalogModel
 from .dispatch import Answer, ArenaMatch, Dispatch
 from .errors import (
     BridgeError,
+    HostError,
     ModelIdError,
     OpencodeNotFoundError,
     PluginError,
@@ -22,7 +23,7 @@ from .errors import (
     StateError,
 )
 from .hookspecs import hookimpl
-from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, positive_int
+from .hostdata import HostModel, ProviderReport, parse_model_list, positive_int
 from .ids import ModelRef
 from .kinds import ProviderKind
 from .registry import Provider, Registry

@@ -223,7 +223,7 @@ class Bridge:
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         env = {"OPENCODE_CONFIG": str(config)}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
-        return Dispatch(route=route, opencode_model=route.opencode_model, config_path=config, argv=argv, env=env)
+        return Dispatch(route=route, config_path=config, argv=argv, env=env)
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None) -> ArenaMatch:
         """One match setup. Refuses fewer than two contestants, the same provider+model twice, and contestants

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from .hostdata import HostError, HostModel, ProviderReport, parse_model_list, static_report
+from .errors import HostError
+from .hostdata import HostModel, ProviderReport, parse_model_list, static_report
 from .registry import Provider, Registry
 from .settings import environ
 

@@ -44,10 +44,13 @@ class Dispatch:
     """
 
     route: Route
-    opencode_model: str
     config_path: Path
     argv: list[str]
     env: dict[str, str]
+
+    @property
+    def opencode_model(self) -> str:
+        return self.route.opencode_model
 
     def as_json(self) -> dict[str, Any]:
         return {"model": self.route.id, "opencode_model": self.opencode_model, "config_path": str(self.config_path),
@@ -95,6 +98,6 @@ def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeo
 def run_match(match: ArenaMatch, prompt: Sequence[str], base_env: Mapping[str, str] | None = None,
               timeout: float | None = None) -> list[Answer]:
     """Run every contestant at once on the same prompt; answers in contestant order."""
-    runs = [Dispatch(c.route, c.opencode_model, c.config_path, [*c.argv, *prompt], c.env) for c in match.contestants]
+    runs = [Dispatch(c.route, c.config_path, [*c.argv, *prompt], c.env) for c in match.contestants]
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
         return list(pool.map(lambda d: run_one(d, base_env, timeout), runs))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import ModelIdError
+from .errors import HostError, ModelIdError
 from .ids import check_id_text
 from .registry import Provider
 
@@ -48,14 +48,6 @@ class ProviderReport(BaseModel):
     def available(self) -> bool:
         """Usable for routing and listing: the host answered well, or the registry alone lists the models."""
         return self.status in AVAILABLE
-
-
-class HostError(Exception):
-    """A host answered badly; ``status`` is ``offline`` (unreachable) or ``error`` (reachable, bad answer)."""
-
-    def __init__(self, status: Status, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 def positive_int(value: Any) -> int | None:

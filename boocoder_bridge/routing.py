@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
@@ -39,8 +39,14 @@ class Route(BaseModel):
     api_key_env: str | None
     context_window: int | None
     max_output: int | None
-    opencode_model: str
     purpose: str = Field(default="dispatch", exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def opencode_model(self) -> str:
+        """What to pass to ``opencode run -m``: the composite ID, since the generated config names providers
+        and models exactly as the bridge does. Derived, so it can never disagree with ``id``."""
+        return self.id
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump()
@@ -93,7 +99,7 @@ class Resolver:
             base_url=provider.route_base, via_sidecar=provider.sidecar_url is not None,
             upstream_model=facts.upstream_model, api_key_env=provider.api_key_env,
             context_window=facts.context_window, max_output=facts.max_output,
-            opencode_model=composite, purpose=purpose,
+            purpose=purpose,
         )
 
     def facts(self, provider: Provider, model: str) -> ModelFacts:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .bridge import Bridge
 from .catalog import Catalog
-from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError, StateError
+from .errors import BridgeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .routing import Purpose, Route
@@ -53,16 +53,6 @@ class Health(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 409: {"model": ErrorBody},
                                             503: {"model": ErrorBody}}
-
-
-def _status(exc: BridgeError) -> int:
-    if isinstance(exc, ModelIdError | RegistryError):
-        return 422
-    if isinstance(exc, ProviderUnavailableError):
-        return 409
-    if isinstance(exc, StateError):
-        return 503
-    return 400
 
 
 class _AnyText(Convertor[str]):
@@ -111,7 +101,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, exc: BridgeError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=_status(exc))
+        return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
