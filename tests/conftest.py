@@ -17,6 +17,12 @@ ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY"
                 "BOOCODER_BRIDGE_TOKEN", "BOOCODER_BRIDGE_OPENCODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import downloads
+
+    downloads._config = config  # download notices reach the terminal even while output is captured
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_user_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Before any fixture (module-scoped servers too): opencode's TUI state is never the user's own."""

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FACTS = Path(__file__).resolve().parents[2] / "shared" / "facts"
 RESPONSES = Path(__file__).resolve().parents[1] / "fixtures" / "llama-swap"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+OPENCODE_SCHEMA = FIXTURES / "opencode" / "opencode-config.schema.json"  # see fixtures/SOURCE.md
 
 
 def llama_swap_body(*ids: str, loaded: tuple[str, ...] = (), contexts: dict[str, int] | None = None,

@@ -12,7 +12,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from boocoder_bridge import Bridge
 from boocoder_bridge.opencode import render, write_config
-from tests.fakehost import FACTS, RESPONSES, llama_swap_body
+from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
 
 
 class TextSnapshot(SingleFileSnapshotExtension):
@@ -23,7 +23,7 @@ class TextSnapshot(SingleFileSnapshotExtension):
 def opencode_schema_errors(config: dict) -> list[str]:
     from jsonschema import Draft202012Validator
 
-    schema = json.loads((FACTS / "opencode-config.schema.json").read_text())
+    schema = json.loads(OPENCODE_SCHEMA.read_text())
     return [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(schema).iter_errors(config)]
 
 

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 from tests.fakehost import FIXTURES
+from tests.nested_venv import make_venv, pip_install
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,9 +21,7 @@ def test_wheel_ships_schemas_and_a_working_command(tmp_path: Path) -> None:
     for schema in ("providers", "resolve", "models"):
         assert f"boocoder_bridge/schemas/{schema}.schema.json" in names
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    str(wheel)], check=True, timeout=300)
+    pip_install(make_venv(venv), "--no-deps", "--force-reinstall", str(wheel))
     done = subprocess.run([venv / "bin" / "boocoder-bridge", "--registry", str(FIXTURES / "fleet.example.json"),
                            "validate"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -15,6 +15,7 @@ import pytest
 from boocoder_bridge import Bridge, ModelIdError, ProviderUnavailableError, Refused, hookimpl
 from boocoder_bridge.plugins import make_plugin_manager
 from tests.fakehost import llama_swap_body
+from tests.nested_venv import make_venv, pip_install
 
 PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
 
@@ -242,9 +243,7 @@ def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
 def plugin_venv(tmp_path_factory) -> Path:
     """A venv that sees this checkout's boocoder_bridge and has the test plugin installed for real."""
     venv = tmp_path_factory.mktemp("plugin") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    str(PLUGIN_PKG)], check=True, timeout=300)
+    pip_install(make_venv(venv), "--no-deps", "--no-build-isolation", str(PLUGIN_PKG))
     return venv
 
 
