@@ -17,6 +17,11 @@ ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY"
                 "BOOCODER_BRIDGE_TOKEN", "BOOCODER_BRIDGE_OPENCODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
+REAL_N_CTX = 512  # the real llama.cpp server's context (llama.cpp serves at least 256)
+REAL_MODEL = "tiny-llama"  # its alias: the model id in /v1/models and what the proxy lists
+REAL_SERVER_FIXTURES = {"llama_server", "swap_proxy"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from tests import downloads
 
@@ -29,6 +34,46 @@ def no_user_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the real llama.cpp server is marked ``realserver`` (select with ``-m realserver``)."""
+    for item in items:
+        if REAL_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realserver)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight llama GGUF of about 470 KB (boocoder_bridge.demo.model), written once per session."""
+    from boocoder_bridge.demo.model import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def llama_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real llama.cpp server (xllamacpp) for the whole session: model alias ``REAL_MODEL``, one slot of
+    ``REAL_N_CTX`` tokens, on a loopback port. Its log is in the session's temp dir. Do not restart it in a
+    test (others share it); start a ``LlamaServer`` of your own for that."""
+    from boocoder_bridge.demo.llama_server import LlamaServer
+
+    server = LlamaServer(tiny_model, n_ctx=REAL_N_CTX, alias=REAL_MODEL,
+                         log=tmp_path_factory.mktemp("llama-server") / "llama-server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def swap_proxy(llama_server: Any) -> Iterator[Any]:
+    """A fresh llama-swap-shaped proxy (v250) in front of the session's llama.cpp server, listing
+    ``REAL_MODEL`` as loaded (state ``ready``) with no configured context. Change it freely: ``set_state``,
+    ``set_models`` (each pushes a ``modelStatus`` event to ``/api/events``); ``requests`` and ``swaps`` record
+    what it was asked."""
+    from boocoder_bridge.demo.proxy import SwapModel, SwapProxy
+
+    with SwapProxy([SwapModel(REAL_MODEL, llama_server.url)]) as proxy:
+        yield proxy
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ into the new venv come first on ``sys.path``, ahead of everything added.
 
 from __future__ import annotations
 
+import os
 import site
 import subprocess
 import sys
@@ -35,6 +36,8 @@ def make_venv(path: Path) -> Path:
 
 
 def pip_install(python: Path, *args: str) -> None:
-    """``pip install`` into the venv of ``python``, with this interpreter's pip (the venv has none)."""
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", *args], check=True,
-                   timeout=300)
+    """``pip install`` of local files into the venv of ``python``, with this interpreter's pip (the venv has
+    none). Hermetic: no index, no cache, no pip config files of the user or machine."""
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index",
+                    "--no-cache-dir", *args], check=True, timeout=300, env=env)

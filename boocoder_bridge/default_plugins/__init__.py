@@ -5,5 +5,6 @@ API (``from boocoder_bridge import ...``), so whatever a built-in kind does, a p
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "boocoder_bridge.default_plugins.openai_compatible",
     "boocoder_bridge.default_plugins.llama_swap",
+    "boocoder_bridge.default_plugins.llama_cpp",
     "boocoder_bridge.default_plugins.model_choices",
 )
