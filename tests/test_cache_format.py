@@ -1,0 +1,85 @@
+"""What the per-call work rests on: the cache holds each model list once, old caches still read, the served
+catalog is built once per change, and the fast JSON writer writes what ``json.dumps`` would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from boocoder_bridge import Bridge
+from boocoder_bridge.cache import CACHE_VERSION
+from tests.fakehost import llama_swap_body
+
+
+@pytest.fixture
+def fleet(hosts, write_registry, isolated):
+    up = hosts(name="up", models_body=llama_swap_body("coder", "chat", contexts={"coder": 65536}))
+    path = write_registry({"default_provider": "up", "providers": {
+        "up": {"kind": "llama-swap", "base_url": up.url, "timeout_s": 1}}})
+    return path, up, isolated / "discovery-cache.json"
+
+
+def test_a_good_answer_is_written_once_and_a_lost_host_keeps_it(fleet) -> None:
+    path, up, cache = fleet
+    Bridge.load(path).reports(refresh=True)
+    data = json.loads(cache.read_text())
+    assert data["version"] == CACHE_VERSION
+    entry = data["providers"]["up"]
+    assert [m["id"] for m in entry["latest"]["models"]] == ["chat", "coder"]
+    assert "last_good" not in entry  # the latest answer is the last good one: not written twice
+
+    up.stop()
+    bridge = Bridge.load(path)
+    assert bridge.reports(refresh=True)["up"].status == "offline"
+    entry = json.loads(cache.read_text())["providers"]["up"]
+    assert entry["latest"]["status"] == "offline"
+    assert [m["id"] for m in entry["last_good"]["models"]] == ["chat", "coder"]
+    assert bridge.resolve("up/coder").context_window == 65536  # routed by the last known answer
+
+    bridge.reports(refresh=True)  # still down: the kept answer is kept, not lost
+    assert [m["id"] for m in json.loads(cache.read_text())["providers"]["up"]["last_good"]["models"]] == [
+        "chat", "coder"]
+
+
+def test_a_version_1_cache_is_still_read(fleet) -> None:
+    path, up, cache = fleet
+    Bridge.load(path).reports(refresh=True)
+    data = json.loads(cache.read_text())
+    entry = data["providers"]["up"]
+    entry["latest"] = {"provider": "up", "status": "offline", "error": "down", "models": [], "fetched_at": 1.0}
+    entry["last_good"] = {"provider": "up", "status": "online", "models": [{"id": "old-model"}], "fetched_at": 1.0}
+    data["version"] = 1
+    cache.write_text(json.dumps(data))
+    up.stop()
+    bridge = Bridge.load(path)
+    config, stale = bridge.opencode_config(offline=True)
+    assert list(config["provider"]["up"]["models"]) == ["old-model"]
+    assert stale == ["up"]
+    assert bridge.warnings == []
+
+
+def test_the_served_catalog_is_built_once_per_change(fleet, monkeypatch) -> None:
+    path, _, _ = fleet
+    from boocoder_bridge import bridge as bridge_module
+
+    builds = []
+    real = bridge_module.build_catalog
+    monkeypatch.setattr(bridge_module, "build_catalog", lambda *a: builds.append(1) or real(*a))
+    bridge = Bridge.load(path)
+    first = bridge.catalog_json()
+    assert bridge.catalog_json() is first and len(builds) == 1
+    bridge.add_favorite("up/coder")
+    with_favorite = json.loads(bridge.catalog_json())
+    assert [m["id"] for m in with_favorite["favorites"]] == ["up/coder"] and len(builds) == 2
+    bridge.reports(refresh=True)  # a new answer from the host: a new cache generation
+    bridge.catalog_json()
+    assert len(builds) == 3
+    assert json.loads(bridge.catalog_json()) == bridge.catalog().model_dump()
+
+
+def test_cli_json_is_what_json_dumps_writes(fleet, run_cli) -> None:
+    path, _, _ = fleet
+    for argv in (["models", "--json"], ["resolve", "up/coder", "--json"], ["generate"]):
+        out = run_cli("--registry", str(path), *argv).out
+        assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"
