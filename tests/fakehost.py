@@ -3,6 +3,11 @@
 It serves ``/v1/models`` (any body you give it), ``/running``, ``/upstream/<model>/props`` and an
 OpenAI-compatible ``/v1/chat/completions`` (streaming or not) that answers ``reply from <name> model <m>``,
 and records every request. Faults: ``hang``, ``status``, ``raw`` body, ``trickle``, ``redirect``, ``big``.
+
+With ``events=True`` it also serves llama-swap v250's live ``GET /api/events`` (Server-Sent Events, the shapes
+of llama-swap's source: see :mod:`boocoder_bridge.demo.events`): on connect a snapshot whose ``modelStatus`` is
+derived from ``models_body``, then one ``modelStatus`` per change made with :meth:`FakeHost.set_state` or
+:meth:`FakeHost.set_models_body`. Without it, ``/api/events`` is a 404, as on older llama-swap releases.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from boocoder_bridge.demo import events
+from boocoder_bridge.demo.loopback import LoopbackServer
 
 RESPONSES = Path(__file__).resolve().parents[1] / "fixtures" / "llama-swap"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -48,7 +56,7 @@ class Recorded:
 
 
 @dataclass(eq=False)
-class FakeHost:
+class FakeHost(LoopbackServer):
     name: str = "host"
     models_body: Any = field(default_factory=lambda: llama_swap_body("llama-3.2-3b"))
     running: Any = field(default_factory=lambda: {"running": []})
@@ -59,34 +67,57 @@ class FakeHost:
     extra: dict[str, Any] = field(default_factory=dict)  # more GET paths -> JSON bodies
     barrier: threading.Barrier | None = None  # /v1/models answers only once every host sharing it was asked
     requests: list[Recorded] = field(default_factory=list)
+    events: bool = False  # serve llama-swap's GET /api/events (v250); else 404 as older releases
+    states: dict[str, str] = field(default_factory=dict)  # model -> process state, overriding models_body
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeHost:
-        self._thread.start()
-        return self
+        self.hub = events.EventHub()
+        super().__init__(_handler(self))
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self.hub.close()
+        super().stop()
 
-    def __enter__(self) -> FakeHost:
-        return self.start()
+    def model_status(self) -> list[dict[str, Any]]:
+        """llama-swap's ``modelStatus`` list for ``models_body``: configured models (not aliases or selectors)
+        sorted by id, state ``ready`` if listed as loaded else ``stopped`` (or what ``set_state`` said), then
+        peer models with their ``peerID``."""
+        entries = self.models_body.get("data", []) if isinstance(self.models_body, dict) else []
+        local, peers = [], []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                continue
+            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            owner = meta.get("llamaswap") if isinstance(meta.get("llamaswap"), dict) else {}
+            kind = owner.get("type", "model")
+            if kind == "peer":
+                peers.append(events.api_model(entry["id"], state="", peer_id=str(owner.get("peerID", ""))))
+            elif kind == "model":
+                loaded = isinstance(entry.get("status"), dict) and entry["status"].get("value") == "loaded"
+                local.append(events.api_model(
+                    entry["id"], state=self.states.get(entry["id"], "ready" if loaded else "stopped"),
+                    name=entry.get("name", ""), description=entry.get("description", ""),
+                    aliases=owner.get("aliases", ()), capabilities=entry.get("capabilities"),
+                    context_length=entry.get("context_length")))
+        return sorted(local, key=lambda m: m["id"]) + peers
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def set_state(self, model_id: str, state: str) -> int:
+        """Change one model's process state (``/v1/models`` status follows) and push ``modelStatus`` to every
+        ``/api/events`` client, as llama-swap does on each process state change. Returns how many got it."""
+        if state not in events.STATES:
+            raise ValueError(f"state must be one of {events.STATES}")
+        self.states[model_id] = state
+        for entry in self.models_body.get("data", []):
+            if isinstance(entry, dict) and entry.get("id") == model_id and isinstance(entry.get("status"), dict):
+                entry["status"] = {"value": "unloaded" if state == "stopped" else "loaded"}
+        return self.hub.publish(events.frame("modelStatus", self.model_status()))
+
+    def set_models_body(self, body: Any) -> int:
+        """Replace the model list (llama-swap's config reload) and push ``modelStatus``."""
+        self.models_body = body
+        return self.hub.publish(events.frame("modelStatus", self.model_status()))
 
     def paths(self, method: str = "GET") -> list[str]:
         return [r.path for r in self.requests if r.method == method]
@@ -140,6 +171,8 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
                 return self._json(200, host.extra[self.path])
             if self.path == "/health":
                 return self._send(200, b"OK", "text/plain")
+            if self.path == "/api/events" and host.events:
+                return events.stream(self, host.hub, events.connect_frames(host.model_status()))
             return self._json(404, {"error": "not found"})
 
         def _fault(self) -> None:

@@ -17,12 +17,12 @@ import http.client
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from boocoder_bridge.demo import events
+from boocoder_bridge.demo.loopback import LoopbackServer
 
 VERSION = {"version": "v250", "commit": "0bdb372", "build_date": "2026-08-22"}
 NO_ROUTER = {"src": "llama-swap", "error": "no router for requested model"}  # v218-v250, HTTP 404
@@ -51,7 +51,7 @@ class Seen:
     body: Any
 
 
-class SwapProxy:
+class SwapProxy(LoopbackServer):
     """Start with :meth:`start` (or ``with``); ``url`` is ``http://127.0.0.1:<port chosen by the OS>``."""
 
     def __init__(self, models: list[SwapModel], *, created: int = 1787400000) -> None:
@@ -61,31 +61,11 @@ class SwapProxy:
         self.swaps: list[str] = []  # models this proxy had to start because a request named them
         self.hub = events.EventHub()
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SwapProxy:
-        self._thread.start()
-        return self
+        super().__init__(_handler(self))
 
     def stop(self) -> None:
-        self.hub.close()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> SwapProxy:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+        self.hub.close()  # ends open /api/events streams
+        super().stop()
 
     # -- state changes (each one is pushed to /api/events clients, as llama-swap does) --
 
