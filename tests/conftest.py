@@ -1,10 +1,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +9,7 @@ import pytest
 
 from boocoder_bridge import cli
 from tests.fakehost import FakeHost
+from tests.helpers import Result, run_process  # noqa: F401 (run_process: imported from here by older tests)
 
 ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY", "BOOCODER_BRIDGE_CACHE_TTL",
                 "BOOCODER_BRIDGE_TOKEN", "BOOCODER_BRIDGE_OPENCODE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -111,16 +109,6 @@ def write_registry(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     return write
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """The CLI in-process, as ``main(argv)`` with its exit code and output."""
@@ -134,13 +122,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
-
-
-def run_process(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """The CLI as a real process (for exit codes and 'no traceback' checks)."""
-    done = subprocess.run([sys.executable, "-m", "boocoder_bridge", *argv], capture_output=True, text=True,
-                          env=env, timeout=timeout)
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def unused_port() -> int:

@@ -7,21 +7,18 @@ import pytest
 from boocoder_bridge import Bridge
 from boocoder_bridge.catalog import Catalog
 from tests.fakehost import llama_swap_body
+from tests.helpers import deepseek, llama_swap, registry_data
 
 
 @pytest.fixture
 def fleet(hosts, write_registry):
     sam = hosts(name="sam", models_body=llama_swap_body("same-model", "coder", contexts={"coder": 65536}))
     emb = hosts(name="emb", models_body=llama_swap_body("same-model", "bge-m3"))
-    path = write_registry({
-        "default_provider": "sam",
-        "providers": {
-            "sam": {"kind": "llama-swap", "base_url": sam.url, "label": "Sam"},
-            "emb": {"kind": "llama-swap", "base_url": emb.url, "timeout_s": 0.5},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
-                         "enabled_if_env": "DEEPSEEK_API_KEY", "bare_ids": ["deepseek-chat"]},
-        },
-    })
+    path = write_registry(registry_data({
+        "sam": llama_swap(sam.url, label="Sam"),
+        "emb": llama_swap(emb.url, timeout_s=0.5),
+        "deepseek": deepseek(),
+    }))
     return path, sam, emb
 
 

@@ -8,26 +8,20 @@ import os
 import pytest
 
 from boocoder_bridge import jsonschemas
-from tests.conftest import run_process
 from tests.fakehost import FIXTURES, llama_swap_body
+from tests.helpers import deepseek, down, llama_swap, registry_data, run_process
 
 
 @pytest.fixture
 def fleet(hosts, write_registry):
     sam = hosts(models_body=llama_swap_body("qwen3-coder-30b", "shared", contexts={"qwen3-coder-30b": 65536}))
     emb = hosts(models_body=llama_swap_body("shared"))
-    return write_registry({
-        "default_provider": "sam-desktop",
-        "providers": {
-            "sam-desktop": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sc",
-                            "label": "Sam's desktop"},
-            "embedding": {"kind": "llama-swap", "base_url": emb.url},
-            "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.5},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://api.deepseek.com", "discover": False,
-                         "api_key_env": "DEEPSEEK_API_KEY", "enabled_if_env": "DEEPSEEK_API_KEY",
-                         "bare_ids": ["deepseek-chat"]},
-        },
-    })
+    return write_registry(registry_data({
+        "sam-desktop": llama_swap(sam.url, sidecar_url=sam.url + "/sc", label="Sam's desktop"),
+        "embedding": llama_swap(emb.url),
+        "down": down(),
+        "deepseek": deepseek(),
+    }))
 
 
 def assert_valid(schema: str, data: object) -> None:

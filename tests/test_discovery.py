@@ -12,6 +12,7 @@ from boocoder_bridge.default_plugins.llama_swap import LLAMA_SWAP, parse_models
 from boocoder_bridge.default_plugins.openai_compatible import OPENAI_COMPATIBLE
 from boocoder_bridge.registry import registry_from_data
 from tests.fakehost import RESPONSES, llama_swap_body
+from tests.helpers import down, llama_swap, registry_data
 
 
 def fixture(name: str) -> dict:
@@ -19,7 +20,7 @@ def fixture(name: str) -> dict:
 
 
 def fleet(**providers: dict) -> object:
-    return registry_from_data({"default_provider": next(iter(providers)), "providers": providers})
+    return registry_from_data(registry_data(providers))
 
 
 def kinds(provider):
@@ -39,14 +40,14 @@ def run(registry, env=None):
 def test_every_llama_swap_shape_is_read(hosts, name: str) -> None:
     body = fixture(name)
     host = hosts(models_body=body)
-    report = run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"]
+    report = run(fleet(a=llama_swap(host.url)))["a"]
     assert report.status == "online", report.error
     assert [m.id for m in report.models] == sorted(e["id"] for e in body["data"])
 
 
 def test_metadata_keys_give_context_and_output(hosts) -> None:
     host = hosts(models_body=fixture("example-v1-models-metadata.json"))
-    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    models = {m.id: m for m in run(fleet(a=llama_swap(host.url)))["a"].models}
     assert (models["qwen3-coder-30b"].context_window, models["qwen3-coder-30b"].max_output) == (65536, 8192)
     assert models["qwen3-coder-30b"].context_source == "context_length"
     assert models["gemma-3-27b-vision"].context_window == 32768
@@ -90,7 +91,7 @@ def test_bodies_that_are_not_model_lists_raise(body) -> None:
 def test_props_only_for_loaded_models(hosts) -> None:
     body = llama_swap_body("loaded-one", "cold-one", loaded=("loaded-one",))
     host = hosts(models_body=body, props={"loaded-one": 40960, "cold-one": 8192})
-    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    models = {m.id: m for m in run(fleet(a=llama_swap(host.url)))["a"].models}
     assert models["loaded-one"].context_window == 40960 and models["loaded-one"].context_source == "props"
     assert models["cold-one"].context_window is None
     assert "/upstream/cold-one/props" not in host.paths()  # asking would swap the model in
@@ -101,7 +102,7 @@ def test_old_host_without_status_asks_running(hosts) -> None:
     body = {"data": [{"id": "qwen3-coder-30b", "object": "model"}, {"id": "other", "object": "model"}]}
     running = fixture("example-running.json")
     host = hosts(models_body=body, running=running, props={"qwen3-coder-30b": 65536, "other": 1})
-    models = {m.id: m for m in run(fleet(a={"kind": "llama-swap", "base_url": host.url}))["a"].models}
+    models = {m.id: m for m in run(fleet(a=llama_swap(host.url)))["a"].models}
     assert models["qwen3-coder-30b"].context_window == 65536
     assert models["other"].context_window is None and models["other"].loaded is False
     assert host.paths().count("/running") == 1
@@ -110,7 +111,7 @@ def test_old_host_without_status_asks_running(hosts) -> None:
 
 def test_discovery_asks_base_url_never_the_sidecar(hosts) -> None:
     host, sidecar = hosts(), hosts()
-    report = run(fleet(a={"kind": "llama-swap", "base_url": host.url, "sidecar_url": sidecar.url}))["a"]
+    report = run(fleet(a=llama_swap(host.url, sidecar_url=sidecar.url)))["a"]
     assert report.status == "online"
     assert host.paths() == ["/v1/models"] and sidecar.requests == []
 
@@ -121,9 +122,9 @@ def test_hosts_are_asked_concurrently_and_failures_are_isolated(hosts) -> None:
     barrier = threading.Barrier(4)
     together = [hosts(name=f"s{i}", barrier=barrier) for i in range(4)]
     dead = hosts(fault="status", fault_arg=500)
-    providers = {f"s{i}": {"kind": "llama-swap", "base_url": h.url, "timeout_s": 10} for i, h in enumerate(together)}
-    providers["dead"] = {"kind": "llama-swap", "base_url": dead.url}
-    providers["gone"] = {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 1}
+    providers = {f"s{i}": llama_swap(h.url, timeout_s=10) for i, h in enumerate(together)}
+    providers["dead"] = llama_swap(dead.url)
+    providers["gone"] = down(timeout_s=1)
     reports = run(fleet(**providers))
     assert [reports[f"s{i}"].status for i in range(4)] == ["online"] * 4, [reports[f"s{i}"].error for i in range(4)]
     assert reports["dead"].status == "error" and "HTTP 500" in reports["dead"].error

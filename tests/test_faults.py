@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakehost import llama_swap_body
+from tests.helpers import llama_swap
 
 BIG = 50 * 1024 * 1024
 
@@ -37,8 +38,8 @@ def test_fault_is_reported_and_others_are_served(hosts, write_registry, run_cli,
     good = hosts(name="good", models_body=llama_swap_body("fine-model"))
     bad_url = "http://127.0.0.1:9" if setup is None else hosts(name="bad", **setup).url
     registry = write_registry({"default_provider": "good", "providers": {
-        "good": {"kind": "llama-swap", "base_url": good.url},
-        "bad": {"kind": "llama-swap", "base_url": bad_url, "timeout_s": 1}}})
+        "good": llama_swap(good.url),
+        "bad": llama_swap(bad_url, timeout_s=1)}})
     result = run_cli("--registry", str(registry), "models", "--json")
     assert result.code == 0, result.err
     groups = {g["id"]: g for g in result.json()["providers"]}
@@ -54,7 +55,7 @@ def test_same_origin_redirect_is_followed(hosts, write_registry, run_cli) -> Non
     mover.fault_arg = mover.url + "/v1/models-moved"
     mover.extra["/v1/models-moved"] = llama_swap_body("moved")
     registry = write_registry({"default_provider": "m", "providers": {
-        "m": {"kind": "llama-swap", "base_url": mover.url}}})
+        "m": llama_swap(mover.url)}})
     groups = run_cli("--registry", str(registry), "models", "--json").json()["providers"]
     assert groups[0]["status"] == "online" and [m["model"] for m in groups[0]["models"]] == ["moved"]
 
@@ -62,7 +63,7 @@ def test_same_origin_redirect_is_followed(hosts, write_registry, run_cli) -> Non
 def test_a_failing_host_keeps_its_last_known_models_for_offline_generate(hosts, write_registry, run_cli):
     host = hosts(models_body=llama_swap_body("kept"))
     registry = write_registry({"default_provider": "h", "providers": {
-        "h": {"kind": "llama-swap", "base_url": host.url, "timeout_s": 0.5}}})
+        "h": llama_swap(host.url, timeout_s=0.5)}})
     assert run_cli("--registry", str(registry), "models", "--json").code == 0
     host.fault, host.fault_arg = "raw", b"<html>"
     live = run_cli("--registry", str(registry), "models", "--json", "--refresh").json()

@@ -9,23 +9,15 @@ import sys
 
 import pytest
 
-from boocoder_bridge import Bridge, StateError
+from boocoder_bridge import Bridge, ModelIdError, StateError
 from boocoder_bridge.favorites import SCHEMA_VERSION
 from boocoder_bridge.settings import FAVORITES_FILE as FILE_NAME
-from tests.conftest import run_process
+from tests.helpers import deepseek, down, registry_data, run_process
 
 
 @pytest.fixture
 def registry(write_registry):
-    return write_registry({
-        "default_provider": "sam",
-        "providers": {
-            "sam": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"},
-            "emb": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
-                         "bare_ids": ["deepseek-chat"]},
-        },
-    })
+    return write_registry(registry_data({"sam": down(), "emb": down(), "deepseek": deepseek(enabled_if_env=None)}))
 
 
 def test_add_list_remove_in_order(registry, isolated) -> None:
@@ -44,7 +36,7 @@ def test_add_list_remove_in_order(registry, isolated) -> None:
 
 def test_bad_ids_are_not_stored(registry) -> None:
     favorites = Bridge.load(registry).favorites
-    with pytest.raises(Exception, match="no model part"):
+    with pytest.raises(ModelIdError, match="no model part"):
         favorites.add("sam/")
     assert favorites.list() == []
 
@@ -60,6 +52,7 @@ def test_cli_favorites(registry) -> None:
 WORKER = """
 import sys
 from boocoder_bridge import Bridge
+from tests.helpers import deepseek, down, registry_data
 bridge = Bridge.load(sys.argv[1])
 tag = sys.argv[2]
 for i in range(40):

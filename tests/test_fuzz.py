@@ -67,14 +67,18 @@ def test_invalid_registries_exit_2_naming_the_path(tmp_path, capsys, data, where
         registry_from_data(broken, "<fuzz>", KINDS)
     except RegistryError as exc:
         assert exc.json_path.startswith("$")
+        valid = False
     else:
-        return  # the junk happened to be valid there
+        valid = True  # the junk happened to be valid there: the CLI must accept it too
     path = tmp_path / "fuzz.json"
     path.write_text(json.dumps(broken))
     code = main(["--registry", str(path), "validate"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.startswith(f"boocoder-bridge: error: {path}: $") and "Traceback" not in err
+    out, err = capsys.readouterr()
+    if valid:
+        assert (code, err) == (0, "") and out.startswith(f"ok: {path}: ")
+    else:
+        assert code == 2
+        assert err.startswith(f"boocoder-bridge: error: {path}: $") and "Traceback" not in err
 
 
 @settings(max_examples=300)

@@ -7,16 +7,9 @@ from hypothesis import strategies as st
 from boocoder_bridge.errors import ModelIdError
 from boocoder_bridge.ids import MAX_ID_LENGTH, ModelRef
 from boocoder_bridge.registry import registry_from_data
+from tests.helpers import deepseek, down, registry_data
 
-REGISTRY = registry_from_data({
-    "default_provider": "sam-desktop",
-    "providers": {
-        "sam-desktop": {"kind": "llama-swap", "base_url": "http://127.0.0.1:1"},
-        "embedding": {"kind": "llama-swap", "base_url": "http://127.0.0.1:2"},
-        "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:3", "discover": False,
-                     "bare_ids": ["deepseek-chat"]},
-    },
-})
+REGISTRY = registry_from_data(registry_data({"sam-desktop": down(), "embedding": down(), "deepseek": deepseek()}))
 
 provider_ids = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,20}\Z")
 model_chars = st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"))

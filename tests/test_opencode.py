@@ -13,6 +13,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from boocoder_bridge import Bridge
 from boocoder_bridge.opencode import render, write_config
 from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
+from tests.helpers import deepseek, down
 
 
 class TextSnapshot(SingleFileSnapshotExtension):
@@ -43,11 +44,8 @@ def fleet(hosts, write_registry, monkeypatch):
                                                         "name": "Llama 3.1 8B"}}},
             "embedding": {"kind": "llama-swap", "base_url": emb.url,
                           "models": {"bge-m3": {"upstream_id": "bge-m3-f16"}}},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://api.deepseek.com", "discover": False,
-                         "api_key_env": "DEEPSEEK_API_KEY", "enabled_if_env": "DEEPSEEK_API_KEY",
-                         "bare_ids": ["deepseek-chat", "deepseek-reasoner"],
-                         "models": {"deepseek-chat": {"context_window": 131072, "max_output": 8192}}},
-            "offline-box": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.5},
+            "deepseek": deepseek(base_url="https://api.deepseek.com", label=None),  # written into config, never asked
+            "offline-box": down(),
         },
     })
     return Bridge.load(path), {sam.url: "http://SAM", emb.url: "http://EMB"}

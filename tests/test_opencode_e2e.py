@@ -9,6 +9,7 @@ import pytest
 
 from boocoder_bridge import Bridge
 from tests.fakehost import llama_swap_body
+from tests.helpers import llama_swap, run_process
 from tests.opencode_bin import opencode_binary, opencode_env
 from tests.test_opencode import opencode_schema_errors
 
@@ -30,7 +31,7 @@ def test_composite_ids_reach_the_right_host(opencode, hosts, write_registry, tmp
             "sam-desktop": {"kind": "llama-swap", "base_url": sam.url,
                             "models": {"shared-model": {"upstream_id": "shared-model-q8", "context_window": 32768,
                                                         "max_output": 1024}}},
-            "embedding": {"kind": "llama-swap", "base_url": emb.url},
+            "embedding": llama_swap(emb.url),
             "cloud": {"kind": "openai-compatible", "base_url": cloud.url, "api_key_env": "CLOUD_TEST_KEY"},
         },
     })
@@ -74,30 +75,28 @@ def test_cli_run_and_arena_reach_the_right_hosts(opencode, hosts, write_registry
     sam = hosts(name="sam", models_body=llama_swap_body("same-model", "coder"))
     emb = hosts(name="emb", models_body=llama_swap_body("same-model"))
     registry = write_registry({"default_provider": "sam-desktop", "providers": {
-        "sam-desktop": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sidecar"},
-        "embedding": {"kind": "llama-swap", "base_url": emb.url}}})
+        "sam-desktop": llama_swap(sam.url, sidecar_url=sam.url + "/sidecar"),
+        "embedding": llama_swap(emb.url)}})
     env = opencode_env(tmp_path / "home", tmp_path / "unused.json", {
         "BOOCODER_BRIDGE_OPENCODE": str(opencode), "BOOCODER_BRIDGE_STATE_DIR": str(tmp_path / "state"),
         "PYTHONPATH": os.pathsep.join(sys.path)})
     del env["OPENCODE_CONFIG"]  # the bridge sets it
 
-    run = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "run", "coder",
-                          "say", "hi"], env=env, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "reply from sam model coder" in run.stdout
+    run = run_process("--registry", str(registry), "run", "coder", "say", "hi", env=env, timeout=180)
+    assert run.code == 0, run.err[-2000:]
+    assert "reply from sam model coder" in run.out
     assert all(r.path.startswith("/sidecar/v1/") for r in sam.chat_requests())  # the provider's sidecar
     assert emb.chat_requests() == []
 
-    arena = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "arena",
-                            "sam-desktop/same-model", "embedding/same-model", "--prompt", "say hi", "--json"],
-                           env=env, capture_output=True, text=True, timeout=300)
-    assert arena.returncode == 0, arena.stderr[-2000:]
-    answers = {a["model"]: a for a in json.loads(arena.stdout)["answers"]}
+    arena = run_process("--registry", str(registry), "arena", "sam-desktop/same-model", "embedding/same-model",
+                        "--prompt", "say hi", "--json", env=env, timeout=300)
+    assert arena.code == 0, arena.err[-2000:]
+    answers = {a["model"]: a for a in arena.json()["answers"]}
     assert "reply from sam model same-model" in answers["sam-desktop/same-model"]["output"]
     assert "reply from emb model same-model" in answers["embedding/same-model"]["output"]
     assert all(a["returncode"] == 0 and a["seconds"] > 0 for a in answers.values())
-    side = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "arena",
-                           "sam-desktop/same-model", "embedding/same-model", "--prompt", "say hi"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    first = side.stdout.splitlines()[0]
+    side = run_process("--registry", str(registry), "arena", "sam-desktop/same-model", "embedding/same-model",
+                       "--prompt", "say hi", env=env, timeout=300)
+    assert side.code == 0, side.err[-2000:]
+    first = side.out.splitlines()[0]
     assert "sam-desktop/same-model" in first and "| embedding/same-model" in first

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_process
+from tests.helpers import run_process
 from tests.opencode_bin import opencode_binary, opencode_env
 from tests.tmux import Tmux
 

@@ -15,6 +15,7 @@ import pytest
 from boocoder_bridge import Bridge, ModelIdError, ProviderUnavailableError, Refused, hookimpl
 from boocoder_bridge.plugins import make_plugin_manager
 from tests.fakehost import llama_swap_body
+from tests.helpers import deepseek, down, llama_swap
 from tests.nested_venv import make_venv, pip_install
 
 PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
@@ -22,7 +23,7 @@ PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
 
 @pytest.fixture
 def fake_opencode(tmp_path: Path) -> str:
-    """Dispatch only builds argv here; the real binary is used in test_dispatch_e2e."""
+    """Dispatch only builds argv here; the real binary runs in test_opencode_e2e.py."""
     path = tmp_path / "opencode"
     path.write_text("#!/bin/sh\necho fake opencode \"$@\"\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -37,11 +38,10 @@ def fleet(hosts, write_registry):
     path = write_registry({
         "default_provider": "sam",
         "providers": {
-            "sam": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sc"},
-            "emb": {"kind": "llama-swap", "base_url": emb.url},
-            "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
-                         "enabled_if_env": "DEEPSEEK_API_KEY", "bare_ids": ["deepseek-chat"]},
+            "sam": llama_swap(sam.url, sidecar_url=sam.url + "/sc"),
+            "emb": llama_swap(emb.url),
+            "down": down(timeout_s=0.3),
+            "deepseek": deepseek(),
         },
     })
     return path, sam, emb
@@ -223,6 +223,21 @@ def test_firstresult_stops_at_the_first_answer(fleet) -> None:
     assert silent.asked == 1  # asked first this time; its None lets the next plugin answer
 
 
+def test_the_example_plugin_annotates_and_vetoes(fleet, fake_opencode, monkeypatch) -> None:
+    """tests/plugin_pkg's arena_match and before_dispatch, run in-process (its entry point is tested below)."""
+    path, _, _ = fleet
+    monkeypatch.syspath_prepend(str(PLUGIN_PKG))
+    import boocoder_testplugin
+
+    bridge = bridge_with(path, boocoder_testplugin)
+    match = bridge.arena_match(["sam/coder", "emb/same"], opencode=fake_opencode)
+    assert match.notes == {"checked_by": "testplugin"}
+    assert [c.env["TESTPLUGIN_SEEN"] for c in match.contestants] == ["sam/coder", "emb/same"]
+    with pytest.raises(Refused, match="forbidden models may not compete"):
+        bridge.arena_match(["sam/forbidden-one", "emb/same"], opencode=fake_opencode)
+    assert bridge.warnings == []
+
+
 def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
     path, _, _ = fleet
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -230,7 +245,7 @@ def test_opencode_not_found_is_clear(fleet, monkeypatch) -> None:
 
     with pytest.raises(OpencodeNotFoundError, match="BOOCODER_BRIDGE_OPENCODE"):
         bridge_with(path).dispatch("coder")
-    from tests.conftest import run_process
+    from tests.helpers import run_process
 
     result = run_process("--registry", str(path), "run", "coder", "hi", env={**os.environ})
     assert result.code == 6 and "no opencode binary" in result.err and "Traceback" not in result.err
@@ -251,7 +266,7 @@ def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_re
     ollama = hosts(name="ollama", extra={"/api/tags": {"models": [{"name": "llama3.2:3b"}, {"name": "qwen3:8b"}]}})
     sam = hosts(name="sam", models_body=llama_swap_body("coder"))
     registry = write_registry({"default_provider": "sam", "providers": {
-        "sam": {"kind": "llama-swap", "base_url": sam.url},
+        "sam": llama_swap(sam.url),
         "box": {"kind": "ollama", "base_url": ollama.url}}})
     env = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_NO_ENTRY_POINTS"}
 
@@ -281,7 +296,7 @@ def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_re
 def test_failing_third_party_plugin_is_reported_by_name(plugin_venv, write_registry, hosts) -> None:
     sam = hosts(name="sam", models_body=llama_swap_body("coder"))
     registry = write_registry({"default_provider": "sam", "providers": {
-        "sam": {"kind": "llama-swap", "base_url": sam.url}}})
+        "sam": llama_swap(sam.url)}})
     code = ("from boocoder_bridge import Bridge; import sys; b = Bridge.load(sys.argv[1]); "
             "print(b.task_model('title', 'coder').id); print('\\n'.join(b.warnings))")
     done = subprocess.run([plugin_venv / "bin" / "python", "-c", code, str(registry)], capture_output=True,

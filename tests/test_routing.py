@@ -8,6 +8,7 @@ from boocoder_bridge import Bridge
 from boocoder_bridge.errors import ModelIdError, ProviderUnavailableError
 from boocoder_bridge.routing import PURPOSES
 from tests.fakehost import llama_swap_body
+from tests.helpers import deepseek, llama_swap
 
 
 @pytest.fixture
@@ -22,11 +23,8 @@ def fleet(hosts, write_registry):
         "providers": {
             "sam-desktop": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sidecar",
                             "models": {"shared": {"context_window": 32768, "upstream_id": "shared-q8"}}},
-            "embedding": {"kind": "llama-swap", "base_url": emb.url},
-            "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:1", "discover": False,
-                         "api_key_env": "DEEPSEEK_API_KEY", "enabled_if_env": "DEEPSEEK_API_KEY",
-                         "bare_ids": ["deepseek-chat", "deepseek-reasoner"],
-                         "models": {"deepseek-chat": {"context_window": 131072, "max_output": 8192}}},
+            "embedding": llama_swap(emb.url),
+            "deepseek": deepseek(),
         },
     })
     return path, sam, emb

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from boocoder_bridge import Bridge
 from boocoder_bridge.server import create_app
 from tests.fakehost import llama_swap_body
+from tests.helpers import llama_swap
 
 SECRETS = {"CLOUD_KEY": "sk-SECRET-cloud-5f1e9a", "DEEPSEEK_API_KEY": "sk-SECRET-deepseek-77c2",
            "LOCKED_KEY": "sk-SECRET-locked-0b3d"}
@@ -23,9 +24,9 @@ def test_no_secret_in_any_artefact(hosts, write_registry, run_cli, monkeypatch, 
     locked = hosts(name="locked", fault="status", fault_arg=401)
     local = hosts(name="local", models_body=llama_swap_body("coder"))
     registry = write_registry({"default_provider": "local", "providers": {
-        "local": {"kind": "llama-swap", "base_url": local.url},
+        "local": llama_swap(local.url),
         "cloud": {"kind": "openai-compatible", "base_url": cloud.url, "api_key_env": "CLOUD_KEY"},
-        "locked": {"kind": "llama-swap", "base_url": locked.url, "api_key_env": "LOCKED_KEY"},
+        "locked": llama_swap(locked.url, api_key_env="LOCKED_KEY"),
         "deepseek": {"kind": "openai-compatible", "base_url": "https://api.deepseek.com", "discover": False,
                      "api_key_env": "DEEPSEEK_API_KEY", "enabled_if_env": "DEEPSEEK_API_KEY",
                      "bare_ids": ["deepseek-chat"], "models": {"deepseek-chat": {}}}}})

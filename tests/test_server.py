@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from schemathesis import checks
 
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body
+from tests.helpers import deepseek, down, llama_swap, registry_data
 
 
 def start_server(registry: Path, state: Path, *extra: str, env: dict[str, str] | None = None
@@ -45,11 +47,9 @@ def api(tmp_path_factory) -> Iterator[tuple[str, FakeHost]]:
     sam = FakeHost(name="sam", models_body=llama_swap_body("coder", "unsloth/Qwen3:Q4_K_M",
                                                            contexts={"coder": 65536})).start()
     registry = folder / "fleet.json"
-    registry.write_text(f"""{{"default_provider": "sam", "providers": {{
-        "sam": {{"kind": "llama-swap", "base_url": "{sam.url}"}},
-        "down": {{"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3}},
-        "deepseek": {{"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": false,
-                     "enabled_if_env": "NOT_SET_ANYWHERE_X", "bare_ids": ["deepseek-chat"]}}}}}}""")
+    registry.write_text(json.dumps(registry_data({
+        "sam": llama_swap(sam.url), "down": down(timeout_s=0.3),
+        "deepseek": deepseek(enabled_if_env="NOT_SET_ANYWHERE_X")})))
     env = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
     process, url = start_server(registry, folder / "state", env=env)
     yield url, sam
