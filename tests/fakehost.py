@@ -2,7 +2,9 @@
 
 It serves ``/v1/models`` (any body you give it), ``/running``, ``/upstream/<model>/props`` and an
 OpenAI-compatible ``/v1/chat/completions`` (streaming or not) that answers ``reply from <name> model <m>``,
-and records every request. Faults: ``hang``, ``status``, ``raw`` body, ``trickle``, ``redirect``, ``big``.
+and records every request. Faults: ``hang``, ``status``, ``raw`` body, ``encoded`` body (any
+``Content-Encoding``), ``trickle``, ``redirect``, ``big``. ``props_delay_s`` slows each ``/props`` answer and
+``props_peak`` records how many were in flight at once.
 
 With ``events=True`` it also serves llama-swap v250's live ``GET /api/events`` (Server-Sent Events, the shapes
 of llama-swap's source: see :mod:`boocoder_bridge.demo.events`): on connect a snapshot whose ``modelStatus`` is
@@ -66,6 +68,8 @@ class FakeHost(LoopbackServer):
     delay_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # more GET paths -> JSON bodies
     barrier: threading.Barrier | None = None  # /v1/models answers only once every host sharing it was asked
+    props_delay_s: float = 0.0
+    props_peak: int = 0  # most /props requests in flight at once
     requests: list[Recorded] = field(default_factory=list)
     events: bool = False  # serve llama-swap's GET /api/events (v250); else 404 as older releases
     states: dict[str, str] = field(default_factory=dict)  # model -> process state, overriding models_body
@@ -73,6 +77,8 @@ class FakeHost(LoopbackServer):
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self.hub = events.EventHub()
+        self._props_lock = threading.Lock()
+        self._props_in_flight = 0
         super().__init__(_handler(self))
 
     def stop(self) -> None:
@@ -162,11 +168,7 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             if self.path == "/running":
                 return self._json(200, host.running)
             if self.path.startswith("/upstream/") and self.path.endswith("/props"):
-                model = self.path[len("/upstream/"):-len("/props")]
-                if model in host.props:
-                    return self._json(200, {"default_generation_settings": {"n_ctx": host.props[model]},
-                                            "total_slots": 1, "model_alias": model})
-                return self._json(404, {"src": "llama-swap", "error": "no router for requested model"})
+                return self._props(self.path[len("/upstream/"):-len("/props")])
             if self.path in host.extra:
                 return self._json(200, host.extra[self.path])
             if self.path == "/health":
@@ -174,6 +176,21 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             if self.path == "/api/events" and host.events:
                 return events.stream(self, host.hub, events.connect_frames(host.model_status()))
             return self._json(404, {"error": "not found"})
+
+        def _props(self, model: str) -> None:
+            with host._props_lock:
+                host._props_in_flight += 1
+                host.props_peak = max(host.props_peak, host._props_in_flight)
+            try:
+                if host.props_delay_s and host._stop.wait(host.props_delay_s):
+                    return None
+                if model in host.props:
+                    return self._json(200, {"default_generation_settings": {"n_ctx": host.props[model]},
+                                            "total_slots": 1, "model_alias": model})
+                return self._json(404, {"src": "llama-swap", "error": "no router for requested model"})
+            finally:
+                with host._props_lock:
+                    host._props_in_flight -= 1
 
         def _fault(self) -> None:
             kind, arg = host.fault, host.fault_arg
@@ -186,6 +203,9 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             if kind == "raw":
                 body = arg if isinstance(arg, bytes) else str(arg).encode()
                 return self._send(200, body, "text/html" if body.lstrip().startswith(b"<") else "application/json")
+            if kind == "encoded":  # (Content-Encoding value, body bytes as sent on the wire)
+                encoding, body = arg
+                return self._send(200, body, extra={"Content-Encoding": encoding})
             if kind == "redirect":
                 return self._send(302, b"", extra={"Location": arg})
             if kind in ("big", "big-unsized"):  # arg bytes, streamed; unsized: only a running count stops it

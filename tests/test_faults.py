@@ -5,12 +5,28 @@ Exit code of `models` with a failing host: 0 (the failure is data: the group's s
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
+
 import pytest
 
 from tests.fakehost import llama_swap_body
 from tests.helpers import llama_swap
 
 BIG = 50 * 1024 * 1024
+
+
+def gzip_bomb(inside: int, layers: int = 2) -> bytes:
+    """``inside`` bytes of JSON whitespace, gzipped ``layers`` times (2 layers: a few KB on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    body = b"".join(packer.compress(block) for _ in range(inside // len(block))) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
+
+
 
 FAULTS = [
     # (name, FakeHost kwargs, expected status, fragment of the error)
@@ -30,6 +46,15 @@ FAULTS = [
     ("trickle", {"fault": "trickle", "fault_arg": 0.2}, "offline", "no complete answer within 1 s"),
     ("redirect-other-origin", {"fault": "redirect", "fault_arg": "http://127.0.0.2:1/v1/models"}, "error",
      "another origin"),
+    # issue 11: each of these crashed every command for every provider
+    ("nested-100000", {"fault": "raw", "fault_arg": b"[" * 100_000}, "error", "nested"),
+    ("nested-objects", {"fault": "raw", "fault_arg": b'{"data": ' + b'{"a": ' * 100_000}, "error", "nested"),
+    ("gzip-header-plain-body", {"fault": "encoded", "fault_arg": ("gzip", b'{"data": []}')}, "error",
+     "not valid gzip"),
+    ("deflate-header-junk-body", {"fault": "encoded", "fault_arg": ("deflate", b"junk")}, "error",
+     "not valid deflate"),
+    ("unknown-encoding", {"fault": "encoded", "fault_arg": ("br", b"junk")}, "error", "Content-Encoding 'br'"),
+    ("gzip-gzip-bomb", {"fault": "encoded", "fault_arg": ("gzip, gzip", gzip_bomb(32 << 20))}, "error", "exceeds"),
 ]
 
 
@@ -70,3 +95,249 @@ def test_a_failing_host_keeps_its_last_known_models_for_offline_generate(hosts, 
     assert live["providers"][0]["status"] == "error" and live["providers"][0]["models"] == []
     offline = run_cli("--registry", str(registry), "generate", "--offline").json()
     assert list(offline["provider"]["h"]["models"]) == ["kept"]
+
+
+# --- issue 11: hostile hosts are isolated in errors, time, memory and display ------------------------------
+
+
+def two_hosts(hosts, write_registry, bad_timeout: float = 5, **bad):
+    """A good host and a bad one in one registry; returns (registry path, bad host)."""
+    good = hosts(name="good", models_body=llama_swap_body("fine-model"))
+    evil = hosts(name="bad", **bad)
+    registry = write_registry({"default_provider": "good", "providers": {
+        "good": {"kind": "llama-swap", "base_url": good.url},
+        "bad": {"kind": "llama-swap", "base_url": evil.url, "timeout_s": bad_timeout}}})
+    return registry, evil
+
+
+def groups_of(run_cli, registry, *extra: str) -> dict:
+    result = run_cli("--registry", str(registry), "models", "--json", *extra)
+    assert result.code == 0, result.err
+    groups = {g["id"]: g for g in result.json()["providers"]}
+    assert groups["good"]["status"] == "online" and [m["model"] for m in groups["good"]["models"]] == ["fine-model"]
+    return groups
+
+
+def old_shape(*ids: str) -> dict:
+    """A pre-v236 body: no status, no context, so the bridge asks /running and then /props."""
+    return {"data": [{"id": i, "object": "model"} for i in ids]}
+
+
+def test_a_5000_digit_integer_is_an_unknown_number_not_a_crash(hosts, write_registry, run_cli) -> None:
+    body = b'{"data": [{"id": "m", "context_length": ' + b"9" * 5000 + b', "meta": {"n_ctx": 4096}}]}'
+    registry, _ = two_hosts(hosts, write_registry, fault="raw", fault_arg=body)
+    bad = groups_of(run_cli, registry)["bad"]
+    assert bad["status"] == "online" and bad["models"][0]["context_window"] == 4096  # the next key is used
+
+
+@pytest.mark.parametrize("running", [{"running": None}, [{"model": [1]}], {"running": [{"model": [1]}]},
+                                     {"running": [{"model": "m", "state": {}}]}, {"running": "m"}, 7])
+def test_a_bad_running_answer_keeps_the_list_and_says_so(hosts, write_registry, run_cli, running) -> None:
+    registry, _ = two_hosts(hosts, write_registry, models_body=old_shape("m"), running=running)
+    bad = groups_of(run_cli, registry)["bad"]
+    assert bad["status"] == "online" and [m["model"] for m in bad["models"]] == ["m"]
+    assert "/running" in bad["error"] and "\n" not in bad["error"]
+
+
+def test_an_unexpected_exception_in_any_kind_is_that_providers_error(hosts, write_registry) -> None:
+    """The structural guarantee: whatever a kind's discovery raises, only its provider fails, in one line."""
+    from boocoder_bridge import Bridge, hookimpl
+    from boocoder_bridge.kinds import ProviderKind
+    from boocoder_bridge.plugins import make_plugin_manager
+
+    class Exploding(ProviderKind):
+        async def list_models(self, client):
+            raise {"zero": ZeroDivisionError, "recursion": RecursionError, "type": TypeError}[self.name](
+                "boom\non two lines \x1b[2J")
+
+    class Plugin:
+        @hookimpl
+        def register_provider_kinds(self, register):
+            for name in ("zero", "recursion", "type"):
+                register(Exploding(name=name))
+
+    good = hosts(models_body=llama_swap_body("fine-model"))
+    registry = write_registry({"default_provider": "good", "providers": {
+        "good": {"kind": "llama-swap", "base_url": good.url},
+        **{name: {"kind": name, "base_url": good.url} for name in ("zero", "recursion", "type")}}})
+    pm = make_plugin_manager(entry_points=False)
+    pm.register(Plugin())
+    reports = Bridge.load(registry, plugin_manager=pm).reports()
+    assert reports["good"].status == "online"
+    for name, exc in (("zero", "ZeroDivisionError"), ("recursion", "RecursionError"), ("type", "TypeError")):
+        assert reports[name].status == "error" and reports[name].models == []
+        assert exc in reports[name].error and "\n" not in reports[name].error and "\x1b" not in reports[name].error
+
+
+CRASHERS = {
+    "nested": {"fault": "raw", "fault_arg": b"[" * 100_000},
+    "digits": {"fault": "raw", "fault_arg": b'{"data": [{"id": "d", "context_length": ' + b"1" * 5000 + b"}]}"},
+    "notgzip": {"fault": "encoded", "fault_arg": ("gzip", b'{"data": []}')},
+    "runningnull": {"models_body": old_shape("r"), "running": {"running": None}},
+    "runninglist": {"models_body": old_shape("r"), "running": [{"model": [1]}]},
+}
+
+
+@pytest.fixture
+def crash_fleet(hosts, write_registry):
+    good = hosts(name="good", models_body=llama_swap_body("fine-model"))
+    providers = {"good": {"kind": "llama-swap", "base_url": good.url}}
+    for name, setup in CRASHERS.items():
+        providers[name] = {"kind": "llama-swap", "base_url": hosts(name=name, **setup).url, "timeout_s": 5}
+    return write_registry({"default_provider": "good", "providers": providers})
+
+
+def test_no_traceback_in_a_real_process(crash_fleet, isolated) -> None:
+    from tests.conftest import run_process
+
+    result = run_process("--registry", str(crash_fleet), "--state-dir", str(isolated), "models")
+    assert result.code == 0 and "Traceback" not in result.err, result.err
+    assert "fine-model" in result.out
+    resolved = run_process("--registry", str(crash_fleet), "--state-dir", str(isolated), "resolve",
+                           "good/fine-model", "--json")
+    assert resolved.code == 0 and json.loads(resolved.out)["model"] == "fine-model", resolved.err
+
+
+def test_the_server_serves_the_good_host_next_to_hostile_ones(crash_fleet, isolated) -> None:
+    import httpx
+
+    from tests.test_server import start_server
+
+    process, url = start_server(crash_fleet, isolated)
+    try:
+        resolved = httpx.get(url + "/api/resolve", params={"model": "good/fine-model"}, timeout=30)
+        assert resolved.status_code == 200 and resolved.json()["model"] == "fine-model"
+        groups = {g["id"]: g for g in httpx.get(url + "/api/models", timeout=30).json()["providers"]}
+        assert groups["good"]["status"] == "online"
+        assert {groups[n]["status"] for n in ("nested", "notgzip")} == {"error"}
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "Traceback" not in err, err
+
+
+# --- time ---------------------------------------------------------------------------------------------------
+
+
+def test_props_lookups_are_bounded_in_number_and_concurrency(hosts, write_registry, run_cli) -> None:
+    from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
+
+    ids = [f"m{i:04d}" for i in range(600)]
+    registry, evil = two_hosts(hosts, write_registry, models_body=llama_swap_body(*ids, loaded=tuple(ids)),
+                               props={i: 4096 for i in ids})
+    bad = groups_of(run_cli, registry)["bad"]
+    asked = [p for p in evil.paths() if p.endswith("/props")]
+    assert len(asked) == PROPS_LOOKUPS and evil.props_peak <= PROPS_CONCURRENCY
+    assert len(bad["models"]) == 600 and sum(m["context_window"] == 4096 for m in bad["models"]) == PROPS_LOOKUPS
+    assert f"{600 - PROPS_LOOKUPS} loaded models" in bad["error"]
+
+
+def test_props_lookups_stop_at_the_providers_deadline(hosts, write_registry, run_cli) -> None:
+    ids = [f"m{i}" for i in range(20)]
+    registry, _ = two_hosts(hosts, write_registry, bad_timeout=1,
+                               models_body=llama_swap_body(*ids, loaded=tuple(ids)),
+                               props={i: 4096 for i in ids}, props_delay_s=30)
+    bad = groups_of(run_cli, registry)["bad"]
+    assert bad["status"] == "online" and len(bad["models"]) == 20  # the list is kept
+    assert "deadline" in bad["error"] and all(m["context_window"] is None for m in bad["models"])
+
+
+# --- memory -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip,gzip", "x-gzip, gzip"])
+def test_a_gzip_bomb_is_cut_on_decoded_bytes_chunk_by_chunk(hosts, write_registry, encoding) -> None:
+    import tracemalloc
+
+    from boocoder_bridge import Bridge
+    from boocoder_bridge.discovery import MAX_BODY_BYTES
+
+    bomb = gzip_bomb(128 << 20)
+    registry, _ = two_hosts(hosts, write_registry, fault="encoded", fault_arg=(encoding, bomb))
+    bridge = Bridge.load(registry)
+    tracemalloc.start()
+    try:
+        reports = bridge.reports()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reports["good"].status == "online"
+    assert reports["bad"].status == "error" and "exceeds" in reports["bad"].error
+    assert peak < 2 * MAX_BODY_BYTES + (8 << 20), f"peak {peak >> 20} MiB"  # 128 MiB before the fix
+
+
+def test_a_small_gzip_body_is_read(hosts, write_registry, run_cli) -> None:
+    body = gzip.compress(gzip.compress(json.dumps(llama_swap_body("zipped")).encode()))
+    registry, _ = two_hosts(hosts, write_registry, fault="encoded", fault_arg=("gzip, gzip", body))
+    bad = groups_of(run_cli, registry)["bad"]
+    assert bad["status"] == "online" and [m["model"] for m in bad["models"]] == ["zipped"]
+
+
+def test_entries_per_host_are_capped_and_the_cut_reported(hosts, write_registry, run_cli, isolated) -> None:
+    from boocoder_bridge.settings import MAX_HOST_MODELS
+
+    listed = MAX_HOST_MODELS + 25_000
+    body = {"data": [{"id": f"m{i:06d}"} for i in range(listed)]}
+    registry, _ = two_hosts(hosts, write_registry, models_body=body)
+    bad = groups_of(run_cli, registry)["bad"]
+    assert bad["status"] == "online" and len(bad["models"]) == MAX_HOST_MODELS
+    assert f"{listed} entries" in bad["error"] and str(MAX_HOST_MODELS) in bad["error"]
+    cache = json.loads((isolated / "discovery-cache.json").read_text())
+    assert len(cache["providers"]["bad"]["latest"]["models"]) == MAX_HOST_MODELS  # later commands read no more
+
+
+def test_duplicate_ids_are_reported(hosts, write_registry, run_cli) -> None:
+    body = {"data": [{"id": "a", "name": "first"}, {"id": "b"}, {"id": "a", "name": "second"}, {"id": "a"}]}
+    registry, _ = two_hosts(hosts, write_registry, models_body=body)
+    bad = groups_of(run_cli, registry)["bad"]
+    assert [m["model"] for m in bad["models"]] == ["a", "b"] and bad["models"][0]["name"] == "first"
+    assert "2 duplicate" in bad["error"] and "'a'" in bad["error"]
+
+
+# --- display ------------------------------------------------------------------------------------------------
+
+HOSTILE_NAMES = {
+    "title": "x\x1b]0;pwned\x07y", "clear": "\x1b[2Jcleared", "colour": "\x1b[31mred\x1b[0m",
+    "newline": "fake\n * evil/model   128k ctx", "bidi": "abc\u202edcb", "isolate": "\u2066x\u2069",
+    "surrogate": "\ud800lone", "c1": "\x9b31m", "linesep": "a\u2028b",
+}
+DANGEROUS = ["\x1b", "\x07", "\u202e", "\u2066", "\u2069", "\x9b", "\u2028", "\ud800"]
+
+
+def test_host_text_is_shown_safely_in_cli_text_and_json(hosts, write_registry, run_cli) -> None:
+    data = [{"id": key, "name": name} for key, name in HOSTILE_NAMES.items()]
+    data += [{"id": "huge", "context_length": 10**80}, {"id": "evil\u202eid"}, {"id": "esc\x1b[2J"}]
+    body = json.dumps({"data": data}).encode()  # ensure_ascii: the surrogate travels as \\ud800
+    registry, _ = two_hosts(hosts, write_registry, fault="raw", fault_arg=body)
+    text = run_cli("--registry", str(registry), "models")
+    assert text.code == 0, text.err
+    for bad in DANGEROUS:
+        assert bad not in text.out and bad not in text.err
+    lines = text.out.splitlines()
+    assert not any(line.startswith(" * evil") for line in lines)  # no line faked by a newline in a name
+    assert len(lines) == 9 + len(HOSTILE_NAMES) + 1  # favorites (2), good (3), bad: blank, title, note, models
+    assert any(line.split()[0] == "huge" and line.endswith("ctx ?") for line in lines)
+    raw = run_cli("--registry", str(registry), "models", "--json")
+    for bad in DANGEROUS:
+        assert bad not in raw.out
+    names = {m["model"]: m["name"] for m in raw.json()["providers"][1]["models"]}
+    assert names["bidi"] == "abc\\u202edcb" and names["title"] == "x\\x1b]0;pwned\\x07y"  # escaped, visible
+    assert "2 entries" in raw.json()["providers"][1]["error"]  # the two IDs with control characters
+
+
+def test_the_server_json_escapes_host_text(hosts, write_registry, isolated) -> None:
+    import httpx
+
+    from tests.test_server import start_server
+
+    registry, _ = two_hosts(hosts, write_registry, models_body={"data": [
+        {"id": key, "name": name} for key, name in HOSTILE_NAMES.items() if key != "surrogate"]})
+    process, url = start_server(registry, isolated)
+    try:
+        answer = httpx.get(url + "/api/models", timeout=30)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert answer.status_code == 200
+    for bad in DANGEROUS:
+        assert bad not in answer.text
