@@ -20,7 +20,7 @@ from .catalog import Catalog, build_catalog, listed_models
 from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
 from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
-from .hostdata import ProviderReport
+from .hostdata import ProviderReport, positive_int
 from .hoststate import HostState, ProviderRow
 from .kinds import ProviderKind
 from .opencode import build_config, provider_entry, write_config
@@ -145,8 +145,7 @@ class Bridge:
         return str(self.registry.parse_model_id(model_id)[0])
 
     def _context_hook(self, provider: Provider, model: str) -> int | None:
-        value = self.hooks.call("context_window", provider=provider, model=model)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        return positive_int(self.hooks.call("context_window", provider=provider, model=model))
 
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)

@@ -63,7 +63,7 @@ def _line(model: CatalogModel, width: int, with_provider: bool = False) -> str:
     label = model.id if with_provider else model.model
     if model.name not in (model.model, model.id):
         label += f" ({model.name})"
-    room = width - len(context) - 5
+    room = max(width - len(context) - 5, 8)  # never a negative width, whatever the numbers
     return f" {star} {_fit(label, room):<{room}} {context}"
 
 

@@ -1,46 +1,58 @@
 """Ask every enabled provider what it serves (``GET {base_url}/v1/models``), all at once, each bounded in time.
 
 A host that refuses, hangs, answers non-2xx or answers junk becomes a report with status ``offline`` or
-``error`` and a one-line reason; the others are still served. Bodies are size-capped, redirects are followed
-only within the same origin, and a whole provider (including slow trickling bodies) has one total deadline.
+``error`` and a one-line reason; the others are still served. Whatever else a kind's discovery raises is caught
+in one place, :func:`_discover_one`, and becomes that provider's ``error`` too. Bodies are capped on their
+*decoded* size (the bridge inflates gzip/deflate itself, a bounded piece at a time), redirects are followed only
+within the same origin, and a whole provider (including slow trickling bodies) has one total deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
 from .errors import HostError
-from .hostdata import HostModel, ProviderReport, parse_model_list, static_report
+from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, static_report
 from .registry import Provider, Registry
-from .settings import environ
+from .settings import MAX_BODY_BYTES, MAX_CONTENT_ENCODINGS, MAX_HOST_MODELS, MAX_REDIRECTS, environ
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_REDIRECTS = 3
 # One connection pool per host, not one for the fleet: httpx's shared pool holds 100 connections (the 101st
 # host waits, spending its own deadline), and httpcore scans every connection of a pool on each request, so
 # one pool for 256 hosts costs seconds of CPU. A host's own pool also bounds its concurrent requests.
 CONNECTIONS_PER_HOST = 4
 __all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
+log = logging.getLogger("boocoder_bridge")
+_PIECE = 64 * 1024  # most bytes one inflate step may produce: memory stays bounded whatever the ratio
 
 
 class HostClient:
-    """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline."""
+    """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline.
+
+    ``notes`` collects what the user should know about an answer that was still used (cuts, lookups given up);
+    they become the provider's ``error`` line while its status stays ``online``.
+    """
 
     def __init__(self, http: httpx.AsyncClient, provider: Provider, env: Mapping[str, str]) -> None:
         self.http, self.provider = http, provider
         key = env.get(provider.api_key_env) if provider.api_key_env else None
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # Only encodings the bridge inflates itself, so the size cap holds on decoded bytes.
+        self.headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {key}"} if key else {})
         self.deadline = asyncio.get_running_loop().time() + provider.timeout_s
+        self.notes: list[str] = []
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
 
     async def get_json(self, path: str) -> Any:
         url = httpx.URL(self.provider.base_url + path)
@@ -61,24 +73,92 @@ class HostClient:
                 break
         else:
             raise HostError("error", f"{path} redirected more than {MAX_REDIRECTS} times")
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            kind = "HTML" if body.lstrip()[:1] == b"<" else "not JSON"
-            raise HostError("error", f"{path} answered {kind}, not a JSON model list") from None
+        return load_json(body, path)
 
 
-async def _read_capped(response: httpx.Response, path: str) -> bytes:
+async def _read_capped(response: httpx.Response, path: str) -> bytearray:
+    """The decoded body, refused as soon as it passes ``MAX_BODY_BYTES`` (httpx's own decoder would inflate a
+    whole chunk at once: 2 KB of ``gzip, gzip`` is 1 GiB)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise HostError("error", f"{path} body is {int(declared)} bytes; the limit is {MAX_BODY_BYTES}")
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HostError("error", f"{path} body exceeds {MAX_BODY_BYTES} bytes; cut off")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    layers = [_Inflater.for_encoding(e.strip().lower(), path)
+              for e in reversed(response.headers.get("content-encoding", "").split(",")) if e.strip()]
+    layers = [layer for layer in layers if layer is not None]
+    if len(layers) > MAX_CONTENT_ENCODINGS:
+        raise HostError("error", f"{path} is encoded {len(layers)} times; at most {MAX_CONTENT_ENCODINGS} "
+                                 "layers are decoded")
+    body = bytearray()
+
+    def take(pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            body.extend(piece)
+            if len(body) > MAX_BODY_BYTES:
+                raise HostError("error", f"{path} body exceeds {MAX_BODY_BYTES} bytes once decoded; cut off")
+
+    async for raw in response.aiter_raw():
+        take(_through(layers, raw))
+    take(_through(layers, b"", final=True))
+    return body
+
+
+def _through(layers: list[_Inflater], data: bytes, final: bool = False) -> Iterator[bytes]:
+    """``data`` through every layer, lazily: no layer holds more than one bounded piece at a time."""
+    if not layers:
+        if data:
+            yield data
+        return
+    first, rest = layers[0], layers[1:]
+    for piece in first.feed(data):
+        yield from _through(rest, piece)
+    if final:
+        first.finish()
+        yield from _through(rest, b"", final=True)
+
+
+class _Inflater:
+    """One ``Content-Encoding`` layer (gzip, possibly multi-member, or deflate, zlib-wrapped or raw)."""
+
+    def __init__(self, encoding: str, path: str) -> None:
+        self.encoding, self.path = encoding, path
+        self.gzip = encoding in ("gzip", "x-gzip")
+        self.state = zlib.decompressobj(31 if self.gzip else 15)
+        self.started = False
+
+    @classmethod
+    def for_encoding(cls, encoding: str, path: str) -> _Inflater | None:
+        if encoding == "identity":
+            return None
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise HostError("error", f"{path} answered with Content-Encoding {encoding!r}; only gzip and "
+                                     "deflate are decoded")
+        return cls(encoding, path)
+
+    def _bad(self, problem: str) -> HostError:
+        return HostError("error", f"{self.path} body is not valid {self.encoding} ({problem}) although "
+                                  f"Content-Encoding says so")
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self.state.eof:  # the end of one member: another gzip member may follow; anything else is padding
+                if not (self.gzip and data[:2] == b"\x1f\x8b"):
+                    return
+                self.state = zlib.decompressobj(31)
+            try:
+                piece = self.state.decompress(data, _PIECE)
+            except zlib.error as exc:
+                if not self.started and not self.gzip:  # some servers send raw deflate without the zlib header
+                    self.state, self.started = zlib.decompressobj(-15), True
+                    continue
+                raise self._bad(str(exc).split(": ")[-1]) from None
+            self.started = True
+            data = self.state.unconsumed_tail or (self.state.unused_data if self.state.eof else b"")
+            if piece:
+                yield piece
+
+    def finish(self) -> None:
+        if not self.state.eof:
+            raise self._bad("cut short" if self.started else "empty")
 
 
 # --- running discovery ---------------------------------------------------------------------------------
@@ -88,12 +168,16 @@ ListModels = Callable[[HostClient], Any]  # ProviderKind.list_models: async, ret
 
 async def _discover_one(provider: Provider, list_models: ListModels, env: Mapping[str, str],
                         tls: ssl.SSLContext) -> ProviderReport:
+    """One provider's report, whatever its host sends and whatever its kind raises: the one place where any
+    failure of a discovery becomes that provider's ``offline`` or ``error`` status, in one line."""
     started = time.time()
     limits = httpx.Limits(max_connections=CONNECTIONS_PER_HOST, max_keepalive_connections=CONNECTIONS_PER_HOST)
     try:
         async with asyncio.timeout(provider.timeout_s), httpx.AsyncClient(
                 follow_redirects=False, trust_env=False, verify=tls, limits=limits) as http:
-            models, skipped = await list_models(HostClient(http, provider, env))
+            client = HostClient(http, provider, env)
+            models, skipped = await list_models(client)
+        return _online(provider, models, skipped, client.notes, started)
     except HostError as exc:
         return ProviderReport(provider=provider.id, status=exc.status, error=exc.reason, fetched_at=started)
     except TimeoutError:
@@ -102,8 +186,31 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
     except httpx.TransportError as exc:
         return ProviderReport(provider=provider.id, status="offline", fetched_at=started,
                               error=_transport_reason(exc, provider))
-    note = f"skipped {skipped} entries whose IDs hold whitespace or control characters" if skipped else None
-    return ProviderReport(provider=provider.id, status="online", error=note, models=models, fetched_at=started)
+    except Exception as exc:  # a bug, in a kind (a plugin's too) or here, meets a host it did not expect
+        log.debug("discovery of %s failed", provider.id, exc_info=True)
+        first_line = (str(exc).splitlines() or [""])[0]
+        return ProviderReport(provider=provider.id, status="error", fetched_at=started,
+                              error=f"discovery failed on the host's answer ({exc.__class__.__name__}"
+                                    + (f": {first_line})" if first_line else ")"))
+
+
+def _online(provider: Provider, models: list[HostModel], skipped: int, notes: list[str],
+            started: float) -> ProviderReport:
+    """An online report; whatever kind listed the models, at most ``MAX_HOST_MODELS`` with distinct IDs."""
+    notes = list(notes)
+    if skipped:
+        notes.insert(0, f"skipped {skipped} entries whose IDs hold whitespace or control characters")
+    first: dict[str, HostModel] = {}
+    for model in models:
+        first.setdefault(model.id, model)
+    unique = list(first.values())
+    if len(unique) != len(models):
+        notes.append(f"{len(models) - len(unique)} duplicate IDs; the first entry of each is used")
+    if len(unique) > MAX_HOST_MODELS:
+        notes.append(f"listed {len(unique)} models; only {MAX_HOST_MODELS} are kept (the limit per host)")
+        unique = unique[:MAX_HOST_MODELS]
+    return ProviderReport(provider=provider.id, status="online", error="; ".join(notes) or None,
+                          models=sorted(unique, key=lambda m: m.id), fetched_at=started)
 
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:

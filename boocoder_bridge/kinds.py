@@ -29,4 +29,4 @@ class ProviderKind:
 
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
         """Models and the count of entries skipped; raise :class:`boocoder_bridge.HostError` for a bad answer."""
-        return parse_model_list(await client.get_json("/v1/models"))
+        return parse_model_list(await client.get_json("/v1/models"), notes=client.notes)

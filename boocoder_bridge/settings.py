@@ -30,6 +30,18 @@ DEFAULT_PORT = 8765
 ENTRY_POINT_GROUP = "boocoder_bridge"
 APP_DIR_NAME = "boocoder-bridge"
 
+# --- what one host may cost (README "Reliability"); every limit is reported when it cuts ---------------------
+MAX_BODY_BYTES = 16 * 1024 * 1024  # decoded bytes of one answer, counted chunk by chunk while inflating
+MAX_CONTENT_ENCODINGS = 2  # layers of Content-Encoding decoded ("gzip, gzip"); more is an error
+MAX_REDIRECTS = 3  # same-origin redirects followed per request
+MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (the perf benchmark lists 50,000)
+PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
+PROPS_CONCURRENCY = 4  # of those, at once per provider, so they never queue in the shared connection pool
+MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and read as unknown
+MAX_INT_DIGITS = 20  # longer integers in a host's JSON are read as null (Python refuses past 4300 digits)
+MAX_NAME_CHARS = 256  # display names from a host are cut to this
+MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
+
 # --- files in the state dir -----------------------------------------------------------------------------
 CACHE_FILE = "discovery-cache.json"
 FAVORITES_FILE = "favorites.sqlite3"

@@ -315,8 +315,8 @@ def test_host_text_is_shown_safely_in_cli_text_and_json(hosts, write_registry, r
         assert bad not in text.out and bad not in text.err
     lines = text.out.splitlines()
     assert not any(line.startswith(" * evil") for line in lines)  # no line faked by a newline in a name
-    assert len(lines) == 9 + len(HOSTILE_NAMES) + 1  # favorites (2), good (3), bad: blank, title, note, models
-    assert any(line.split()[0] == "huge" and line.endswith("ctx ?") for line in lines)
+    assert len(lines) == 8 + len(HOSTILE_NAMES) + 1  # favorites (2), good (3), bad: blank, title, note; models
+    assert any(line.split()[:1] == ["huge"] and line.endswith("ctx ?") for line in lines)
     raw = run_cli("--registry", str(registry), "models", "--json")
     for bad in DANGEROUS:
         assert bad not in raw.out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from boocoder_bridge import HostError, HostModel, ProviderKind, hookimpl, parse_model_list, positive_int
+from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
 
 if TYPE_CHECKING:
     from boocoder_bridge import HostClient
@@ -33,37 +34,77 @@ def read_llamaswap_meta(entry: Mapping[str, Any], fields: dict[str, Any]) -> dic
     return out
 
 
-def parse_models(body: Any) -> tuple[list[HostModel], int]:
+def parse_models(body: Any, notes: list[str] | None = None) -> tuple[list[HostModel], int]:
     """Any llama-swap ``/v1/models`` body, old or current (a plain OpenAI list too)."""
-    return parse_model_list(body, read_llamaswap_meta)
+    return parse_model_list(body, read_llamaswap_meta, notes)
+
+
+def ready_models(running: Any) -> set[str]:
+    """The models ``/running`` lists as ready; :class:`HostError` for any other shape than llama-swap's
+    ``{"running": [{"model": "...", "state": "ready"}, ...]}``."""
+    entries = running.get("running") if isinstance(running, dict) else None
+    if not isinstance(entries, list):
+        raise HostError("error", "/running answer is not an object with a 'running' list")
+    ready = set()
+    for index, entry in enumerate(entries):
+        if not (isinstance(entry, dict) and isinstance(entry.get("model"), str)
+                and isinstance(entry.get("state", "ready"), str)):
+            raise HostError("error", f"/running entry {index} is not {{'model': str, 'state': str}}")
+        if entry.get("state", "ready") == "ready":
+            ready.add(entry["model"])
+    return ready
+
+
+def props_context(answer: Any) -> int | None:
+    """llama.cpp's live context size in a ``/props`` answer (``default_generation_settings.n_ctx``, or ``n_ctx``)."""
+    if not isinstance(answer, dict):
+        return None
+    settings = answer.get("default_generation_settings")
+    n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    return n_ctx or positive_int(answer.get("n_ctx"))
 
 
 async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
-    """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in)."""
+    """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in).
+
+    Best effort, bounded: at most ``PROPS_LOOKUPS`` lookups, ``PROPS_CONCURRENCY`` at once, all ending 10 % of
+    ``timeout_s`` before the provider's deadline so the list itself is never lost. What was found by then is
+    kept; what was not is said in ``client.notes``.
+    """
     import asyncio
 
     wanted = [m for m in models if m.context_window is None and m.type == "model"]
-    if not wanted:
+    budget = client.remaining() - 0.1 * client.provider.timeout_s
+    if not wanted or budget <= 0:
         return models
-    if any(m.loaded is None for m in wanted):  # hosts older than v236 say nothing: ask /running
-        running = await client.get_json("/running")
-        ready = {r.get("model") for r in running.get("running", []) if isinstance(r, dict)
-                 and r.get("state", "ready") == "ready"} if isinstance(running, dict) else set()
-        models = [m.model_copy(update={"loaded": m.id in ready}) if m.loaded is None else m for m in models]
-        wanted = [m for m in models if m.context_window is None and m.type == "model"]
+    found: dict[str, HostModel] = {}
+    gate = asyncio.Semaphore(PROPS_CONCURRENCY)
 
-    async def props(model: HostModel) -> HostModel:
-        try:
-            answer = await client.get_json(f"/upstream/{quote(model.id, safe='/:@')}/props")
-        except HostError:
-            return model
-        settings = answer.get("default_generation_settings") if isinstance(answer, dict) else None
-        n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
-        n_ctx = n_ctx or (positive_int(answer.get("n_ctx")) if isinstance(answer, dict) else None)
-        return model.model_copy(update={"context_window": n_ctx, "context_source": "props"}) if n_ctx else model
+    async def props(model: HostModel) -> None:
+        async with gate:
+            try:
+                n_ctx = props_context(await client.get_json(f"/upstream/{quote(model.id, safe='/:@')}/props"))
+            except HostError:
+                return
+        if n_ctx:
+            found[model.id] = model.model_copy(update={"context_window": n_ctx, "context_source": "props"})
 
-    loaded = {m.id: m for m in await asyncio.gather(*(props(m) for m in wanted if m.loaded))}
-    return [loaded.get(m.id, m) for m in models]
+    try:
+        async with asyncio.timeout(budget):
+            if any(m.loaded is None for m in wanted):  # hosts older than v236 say nothing: ask /running
+                ready = ready_models(await client.get_json("/running"))
+                wanted = [m.model_copy(update={"loaded": m.id in ready}) if m.loaded is None else m for m in wanted]
+                found.update((m.id, m) for m in wanted)
+            loaded = [m for m in wanted if m.loaded]
+            if len(loaded) > PROPS_LOOKUPS:
+                client.note(f"context sizes of {len(loaded) - PROPS_LOOKUPS} loaded models not read (at most "
+                            f"{PROPS_LOOKUPS} /props lookups per discovery)")
+            await asyncio.gather(*(props(m) for m in loaded[:PROPS_LOOKUPS]))
+    except TimeoutError:
+        client.note(f"live context sizes: lookups stopped at the deadline ({client.provider.timeout_s:g} s)")
+    except HostError as exc:
+        client.note(f"live context sizes not read: {exc.reason}")
+    return [found.get(m.id, m) for m in models]
 
 
 @dataclass(frozen=True)
@@ -74,19 +115,8 @@ class LlamaSwapKind(ProviderKind):
     local: bool = True
 
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
-        import asyncio
-
-        models, skipped = parse_models(await client.get_json("/v1/models"))
-        # The list is what matters: never lose it to slow /props, so stop enriching well before the deadline.
-        budget = client.remaining() - 0.1 * client.provider.timeout_s
-        if budget <= 0:
-            return models, skipped
-        try:
-            async with asyncio.timeout(budget):
-                models = await live_context(client, models)
-        except (TimeoutError, HostError):
-            pass
-        return models, skipped
+        models, skipped = parse_models(await client.get_json("/v1/models"), client.notes)
+        return await live_context(client, models), skipped
 
 
 LLAMA_SWAP = LlamaSwapKind()
