@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import string
+import unicodedata
+import zlib
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,9 @@ from boocoder_bridge import HostError
 from boocoder_bridge.cli import main
 from boocoder_bridge.default_plugins.llama_swap import parse_models
 from boocoder_bridge.errors import RegistryError
+from boocoder_bridge.hostdata import load_json, safe_text
 from boocoder_bridge.registry import registry_from_data
+from boocoder_bridge.settings import MAX_NAME_CHARS, MAX_TOKENS
 
 KINDS = ["llama-swap", "openai-compatible"]
 provider_ids = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,10}\Z")
@@ -103,3 +107,75 @@ def test_random_entries_give_only_positive_int_windows(entries) -> None:
     for model in models:
         assert model.context_window is None or (type(model.context_window) is int and model.context_window > 0)
         assert model.max_output is None or (type(model.max_output) is int and model.max_output > 0)
+
+
+# --- issue 11: host text, numbers, JSON and encodings ----------------------------------------------------------
+
+UNSAFE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+hostile_text = st.text(st.characters(codec=None, categories=None), max_size=40) | st.text(
+    st.sampled_from("\x1b\x07\x00\n\r\t\x9b\u202e\u2066\u2069\u200f\u2028\u2029\ufeff\ud800a[;]0 "), max_size=40)
+
+
+def shown_safely(text: str, limit: int) -> bool:
+    return len(text) <= limit and not any(unicodedata.category(ch) in UNSAFE for ch in text)
+
+
+@settings(max_examples=300)
+@given(hostile_text, st.integers(1, 300))
+def test_safe_text_escapes_every_unsafe_character_and_is_idempotent(text, limit) -> None:
+    shown = safe_text(text, limit)
+    assert shown_safely(shown, limit) and safe_text(shown, limit) == shown
+    if shown_safely(text, limit):
+        assert shown == text  # safe text is never touched
+
+
+@settings(max_examples=200)
+@given(st.lists(st.fixed_dictionaries({"id": st.text(min_size=1, max_size=12)}, optional={
+    "name": hostile_text, "meta": st.fixed_dictionaries({}, optional={"llamaswap": st.fixed_dictionaries(
+        {}, optional={"type": hostile_text, "modelID": hostile_text,
+                      "context_length": st.integers(-10**30, 10**100)})}),
+    "context_length": st.integers(-10**30, 10**100)}), max_size=6), st.integers(0, 10**90))
+def test_any_host_text_and_number_lists_and_renders_safely(entries, hook_window) -> None:
+    from boocoder_bridge.catalog import Catalog, CatalogGroup, CatalogModel
+    from boocoder_bridge.default_plugins.llama_swap import parse_models
+
+    models, _ = parse_models({"data": entries})
+    for model in models:
+        assert shown_safely(model.name or "", MAX_NAME_CHARS) and shown_safely(model.type, 64)
+        assert model.context_window is None or 0 < model.context_window <= MAX_TOKENS
+    group = CatalogGroup(id="p", label="P", kind="llama-swap", status="online", error=None, models=[
+        CatalogModel(id=f"p/{m.id}", provider="p", model=m.id, name=m.name or m.id, favorite=False,
+                     context_window=m.context_window or hook_window or None) for m in models])
+    text = Catalog(favorites=[], providers=[group]).render_text()
+    assert len(text.splitlines()) == 4 + max(len(models), 1)
+    assert not any(unicodedata.category(ch) in UNSAFE for ch in text.replace("\n", ""))
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()),
+       st.integers(0, 5000), st.integers(0, 5000))
+def test_any_body_bytes_give_json_or_one_line_host_error(body, depth, digits) -> None:
+    for raw in (body, b"[" * depth * 40 + body, b'{"n": ' + b"7" * digits + b"}"):
+        try:
+            load_json(raw, "/v1/models")
+        except HostError as exc:
+            assert exc.status == "error" and "\n" not in exc.reason
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["gzip", "x-gzip", "deflate"]), st.binary(max_size=300), st.booleans(), st.integers(1, 64))
+def test_any_encoded_bytes_inflate_in_bounded_pieces_or_fail_in_one_line(encoding, data, packed, cut) -> None:
+    from boocoder_bridge.discovery import _PIECE, _Inflater, _through
+
+    if packed:  # a real stream, sometimes cut short
+        wbits = 31 if encoding != "deflate" else 15
+        packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        data = (packer.compress(data * 2000) + packer.flush())[: None if cut == 64 else -cut]
+    layer = _Inflater(encoding, "/v1/models")
+    try:
+        pieces = [p for i in range(0, len(data), 7) for p in _through([layer], data[i:i + 7])]
+        pieces += list(_through([layer], b"", final=True))
+    except HostError as exc:
+        assert "\n" not in exc.reason and f"not valid {encoding}" in exc.reason
+    else:
+        assert all(len(p) <= _PIECE for p in pieces)
