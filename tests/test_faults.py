@@ -250,7 +250,7 @@ def test_a_gzip_bomb_is_cut_on_decoded_bytes_chunk_by_chunk(hosts, write_registr
     import tracemalloc
 
     from boocoder_bridge import Bridge
-    from boocoder_bridge.discovery import MAX_BODY_BYTES
+    from boocoder_bridge.settings import MAX_BODY_BYTES
 
     bomb = gzip_bomb(128 << 20)
     registry, _ = two_hosts(hosts, write_registry, fault="encoded", fault_arg=(encoding, bomb))
