@@ -65,7 +65,7 @@ class LlamaCppKind(ProviderKind):
         import asyncio
 
         body = await client.get_json("/v1/models")
-        models, skipped = parse_model_list(body)
+        models, skipped = parse_model_list(body, notes=client.notes)
         trained = trained_contexts(body)
         single = len(models) == 1 and skipped == 0
         if single:
