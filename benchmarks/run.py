@@ -59,6 +59,7 @@ def check(condition: object, message: str) -> None:
 @dataclass
 class Run:
     wall_s: float
+    cpu_s: float  # user + sys: what the command itself cost, whatever else the machine was running
     peak_rss_mb: float
     stdout: bytes
 
@@ -74,7 +75,8 @@ for line in sys.stdin:
         child = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
-    print(json.dumps([wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]), flush=True)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps([wall, cpu, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]), flush=True)
 """
 
 
@@ -90,10 +92,10 @@ class Launcher:
         out = os.path.join(self.folder, "out")
         self.proc.stdin.write(json.dumps([list(argv), dict(os.environ if env is None else env), out]) + "\n")
         self.proc.stdin.flush()
-        wall, maxrss_kb, code = json.loads(self.proc.stdout.readline())
+        wall, cpu, maxrss_kb, code = json.loads(self.proc.stdout.readline())
         stdout = Path(out).read_bytes()
         check(code == 0, f"{' '.join(argv[-4:])} exited {code}: {Path(out + '.err').read_text()[-500:]}")
-        return Run(wall, maxrss_kb / 1024, stdout)
+        return Run(wall, cpu, maxrss_kb / 1024, stdout)
 
 
 _launcher: Launcher | None = None
@@ -139,6 +141,8 @@ def paired(figure: Argv, baseline: Argv, runs: int, env: dict[str, str] | None =
         "runs": runs,
         "wall_s": spread([r.wall_s for r in a]), "baseline_wall_s": spread([r.wall_s for r in b]),
         "ratio": spread([x.wall_s / y.wall_s for x, y in zip(a, b, strict=True)]),
+        "cpu_s": spread([r.cpu_s for r in a]), "baseline_cpu_s": spread([r.cpu_s for r in b]),
+        "cpu_ratio": spread([x.cpu_s / y.cpu_s for x, y in zip(a, b, strict=True)]),
         "peak_rss_mb": spread([r.peak_rss_mb for r in a]),
         "baseline_peak_rss_mb": spread([r.peak_rss_mb for r in b]),
     }
@@ -154,7 +158,7 @@ def solo(argv: Sequence[str], runs: int, env: dict[str, str],
             check_output(index, result.stdout)
         results.append(result)
     return {"runs": runs, "wall_s": spread([r.wall_s for r in results]),
-            "peak_rss_mb": spread([r.peak_rss_mb for r in results])}
+            "cpu_s": spread([r.cpu_s for r in results]), "peak_rss_mb": spread([r.peak_rss_mb for r in results])}
 
 
 # --- fleets ------------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge import Bridge, Compaction
 from .catalog import Catalog, CatalogGroup, CatalogModel
-from .dispatch import Answer, ArenaMatch, Dispatch
 from .errors import (
     BridgeError,
     HostError,
@@ -31,6 +30,7 @@ from .routing import Route
 
 if TYPE_CHECKING:
     from .discovery import HostClient
+    from .dispatch import Answer, ArenaMatch, Dispatch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -66,10 +66,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``HostClient`` loads on first use: it brings httpx, which commands served from the cache never need."""
-    if name == "HostClient":
-        from .discovery import HostClient
+_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch"}
 
-        return HostClient
+
+def __getattr__(name: str) -> Any:
+    """Some names load on first use: ``HostClient`` brings httpx, the dispatch types bring subprocess and
+    threads; commands served from the cache (a warm ``resolve``) need neither."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

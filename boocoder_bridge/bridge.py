@@ -9,15 +9,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import opencode_tui
 from .bulk import bulk
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, listed_models
-from .dispatch import ArenaMatch, Dispatch, Mode, find_opencode
 from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
 from .hostdata import ProviderReport, positive_int
@@ -36,6 +34,10 @@ from .settings import (
     default_state_dir,
     environ,
 )
+
+if TYPE_CHECKING:  # loaded on use: subprocess, threads and opencode's files cost a warm resolve nothing
+    from . import opencode_tui
+    from .dispatch import ArenaMatch, Dispatch, Mode
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class Bridge:
     def sync_opencode_tui(self) -> opencode_tui.SyncResult | None:
         """Merge the favorites with opencode's TUI picker (``model.json``), unless opted out. Never raises: a
         problem becomes a warning, because the TUI's list is a mirror, not the bridge's own data."""
+        from . import opencode_tui
+
         if not opencode_tui.enabled(self.env):
             return None
         try:
@@ -239,6 +243,8 @@ class Bridge:
         """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it)."""
         route = self.resolve(model_id, purpose)
         config = config_path or self.ensure_opencode_config()
+        from .dispatch import Dispatch, find_opencode
+
         binary = find_opencode(opencode, self.env)
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         env = {"OPENCODE_CONFIG": str(config)}
@@ -265,6 +271,8 @@ class Bridge:
                                                + (f" ({report.error})" if report.error else ""))
         config = self.ensure_opencode_config()
         contestants = [self.dispatch(r.id, opencode=opencode, purpose="arena", config_path=config) for r in routes]
+        from .dispatch import ArenaMatch
+
         match = ArenaMatch(contestants=contestants, config_path=config)
         self.hooks.call("arena_match", match=match)
         return match

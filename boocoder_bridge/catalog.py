@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from .hostdata import AVAILABLE, HostModel, ProviderReport, Status
 from .registry import Registry
 from .routing import Resolver
 
+LAZY = ConfigDict(defer_build=True)  # built on first use, not on import: a warm `resolve` never makes a catalog
+
 
 class CatalogModel(BaseModel):
+    model_config = LAZY
+
     id: str
     provider: str
     model: str
@@ -25,6 +29,8 @@ class CatalogModel(BaseModel):
 
 
 class CatalogGroup(BaseModel):
+    model_config = LAZY
+
     id: str
     label: str
     kind: str
@@ -35,6 +41,8 @@ class CatalogGroup(BaseModel):
 
 class Catalog(BaseModel):
     """The ``models --json`` contract (``schemas/models.schema.json``)."""
+
+    model_config = LAZY
 
     favorites: list[CatalogModel]
     providers: list[CatalogGroup]

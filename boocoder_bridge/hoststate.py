@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from .cache import DiscoveryCache
 from .hostdata import ProviderReport, Status, static_report
@@ -28,6 +28,8 @@ Lister = Callable[[Provider], Any]  # a kind's list_models, for discovery
 
 class ProviderRow(BaseModel):
     """One provider as ``providers --json`` and ``GET /api/providers`` show it."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: a warm `resolve` never makes one
 
     id: str
     label: str

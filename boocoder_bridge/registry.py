@@ -11,9 +11,10 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, StringConstraints
+from pydantic import ValidationError as ShapeError
 
 from . import jsonschemas
 from .errors import ModelIdError, RegistryError
@@ -136,8 +137,80 @@ def load_registry(path: str | os.PathLike[str], known_kinds: Iterable[str] | Non
     return registry_from_data(data, source, known_kinds)
 
 
+# --- the shape gate ---------------------------------------------------------------------------------
+# The schema's rules again, as strict pydantic models. Why: jsonschema costs a CLI call more than the rest of
+# its work (importing it, compiling the schema); the gate costs a fraction of a millisecond. It accepts only
+# what the schema accepts (same patterns through Python's re, strict types, the same lengths; a property test
+# holds the two together), so a file it accepts needs no schema run. A file it refuses goes to jsonschema,
+# which explains every problem with file, JSON path and fix, exactly as before.
+
+_ID = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=2048)]
+_ENV = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_TEXT_512 = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+def _unique(items: list[str]) -> list[str]:
+    if len(set(items)) != len(items):
+        raise ValueError("items are not unique")
+    return items
+
+
+class _Gate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re", defer_build=True)
+
+
+class _ModelShape(_Gate):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    context_window: Annotated[int, Field(ge=1)] | None = None
+    max_output: Annotated[int, Field(ge=1)] | None = None
+    upstream_id: _TEXT_512 | None = None
+
+
+class _ProviderShape(_Gate):
+    kind: _ID
+    base_url: _URL
+    sidecar_url: _URL | None = None
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    api_key_env: _ENV | None = None
+    enabled_if_env: _ENV | None = None
+    discover: bool | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique)] | None = None
+    models: dict[_TEXT_512, _ModelShape] | None = None
+
+
+class _RegistryShape(_Gate):
+    schema_url: str | None = Field(default=None, alias="$schema")
+    default_provider: _ID
+    providers: Annotated[dict[_ID, _ProviderShape], Field(min_length=1)]
+
+
+def _fits_schema(data: Any) -> bool:
+    """True only for data the registry schema accepts (False may still be valid: jsonschema then decides)."""
+    if not isinstance(data, dict) or any(value is None for value in _values(data)):
+        return False  # JSON null is never allowed by the schema, but would pass as an absent optional field
+    try:
+        _RegistryShape.model_validate(data)
+    except ShapeError:
+        return False
+    return True
+
+
+def _values(data: Any) -> Iterable[Any]:
+    """Every value under ``data`` (JSON objects and arrays), for the null check."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            yield child
+            stack.append(child)
+
+
 def registry_from_data(data: Any, source: str = "<registry>", known_kinds: Iterable[str] | None = None) -> Registry:
-    problems = [p for error in jsonschemas.errors(SCHEMA, data) for p in _explain(error, source)]
+    problems = [] if _fits_schema(data) else [
+        p for error in jsonschemas.errors(SCHEMA, data) for p in _explain(error, source)]
     if not problems:
         problems = _semantic_problems(data, source, known_kinds)
     if problems:
