@@ -24,8 +24,11 @@ Command = Callable[[argparse.Namespace], int]
 
 def _print_json(data: Any) -> None:
     """Indented JSON, byte for byte what ``json.dumps(data, indent=2, ensure_ascii=False)`` writes, from
-    pydantic's encoder: 20x faster on a 10,000-model catalog, and a model is written without a dict copy."""
-    sys.stdout.write(to_json(data, indent=2).decode() + "\n")
+    pydantic's encoder: 20x faster on a 10,000-model catalog. A model is written without a dict copy, and the
+    UTF-8 bytes go out as they are (no str copy of a 14 MB catalog, no second encoding)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(to_json(data, indent=2) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def _warn(bridge: Bridge) -> None:
