@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, Refused
-from .settings import ENTRY_POINT_GROUP, NO_ENTRY_POINTS_ENV
+from .settings import ENTRY_POINT_GROUP, NO_ENTRY_POINTS_ENV, environ
 
 # Loaded by name, like entry points: the built-in plugins import the public API, which imports this module.
 DEFAULT_PLUGIN_PACKAGE = "boocoder_bridge.default_plugins"
@@ -38,7 +37,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide manager, built once (entry points are scanned once per process)."""
     global _shared
     if _shared is None:
-        _shared = make_plugin_manager(entry_points=not os.environ.get(NO_ENTRY_POINTS_ENV))
+        _shared = make_plugin_manager(entry_points=not environ().get(NO_ENTRY_POINTS_ENV))
     return _shared
 
 

@@ -1,4 +1,4 @@
-"""The exception tree: every error has an exit code and an HTTP status, and errors.py's drawing tells the truth."""
+"""The exception tree (every error has an exit code and an HTTP status) and the maps of the package tell the truth."""
 
 from __future__ import annotations
 
@@ -27,3 +27,15 @@ def test_every_error_is_public_and_host_error_is_a_bridge_error() -> None:
     error = boocoder_bridge.HostError("offline", "cannot connect")
     assert isinstance(error, boocoder_bridge.BridgeError) and (error.status, error.reason) == ("offline",
                                                                                              "cannot connect")
+
+
+def test_architecture_md_names_every_module() -> None:
+    """ARCHITECTURE.md is the map of the package: a module it does not name is a room missing from the map."""
+    from pathlib import Path
+
+    package = Path(boocoder_bridge.__file__).parent
+    text = (package.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    modules = [p.name for p in package.glob("*.py") if p.name != "__main__.py"]
+    modules += [p.stem for p in (package / "default_plugins").glob("*.py") if p.stem != "__init__"]
+    modules += [p.name + "/" for p in package.iterdir() if (p / "__init__.py").is_file()]
+    assert [m for m in modules if m not in text] == []
