@@ -18,10 +18,14 @@ from pathlib import Path
 
 
 def _outer_site_dirs() -> list[str]:
+    """This interpreter's site dirs, in its own ``sys.path`` order (a user site comes before the system's)."""
     dirs = [*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
     if site.ENABLE_USER_SITE:
         dirs.append(site.getusersitepackages())
-    return list(dict.fromkeys(d for d in dirs if Path(d).is_dir()))
+    order = {os.path.realpath(p): i for i, p in reversed(list(enumerate(sys.path)))}
+    dirs = sorted(dict.fromkeys(d for d in dirs if Path(d).is_dir()),
+                  key=lambda d: order.get(os.path.realpath(d), len(order)))
+    return dirs
 
 
 def make_venv(path: Path) -> Path:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from boocoder_bridge import Bridge
+from boocoder_bridge.demo.model import N_CTX_TRAIN
 from boocoder_bridge.demo.proxy import SwapModel
 from tests.conftest import REAL_MODEL, REAL_N_CTX
 
@@ -23,7 +24,7 @@ def chat(url: str, content: str, **extra: object) -> httpx.Response:
 def test_plain_llama_cpp_server_is_discovered_with_its_live_context(llama_server, write_registry, run_cli) -> None:
     raw = httpx.get(llama_server.url + "/v1/models", timeout=10).json()["data"]
     assert [(m["id"], m["owned_by"], m["meta"]["n_ctx"], m["meta"]["n_ctx_train"]) for m in raw] == [
-        (REAL_MODEL, "llamacpp", REAL_N_CTX, 4096)]
+        (REAL_MODEL, "llamacpp", REAL_N_CTX, N_CTX_TRAIN)]
     path = write_registry({"default_provider": "box", "providers": {
         "box": {"kind": "llama-cpp", "base_url": llama_server.url}}})
     route = Bridge.load(path).resolve(f"box/{REAL_MODEL}")
@@ -124,3 +125,19 @@ def test_max_tokens_beyond_what_is_left_is_cut_at_n_ctx_without_error(llama_serv
     usage = answer.json()["usage"]
     assert answer.json()["choices"][0]["finish_reason"] == "length"
     assert usage["prompt_tokens"] + usage["completion_tokens"] == REAL_N_CTX
+
+
+def test_llama_cpp_serves_no_more_than_n_ctx_train_and_the_kind_agrees(tmp_path, write_registry) -> None:
+    """A server started with a larger -c than the model was trained for serves n_ctx_train (llama.cpp caps it);
+    the llama-cpp kind's cap gives the same number even from a server that did not cap."""
+    from boocoder_bridge.demo.llama_server import LlamaServer
+    from boocoder_bridge.demo.model import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "short.gguf", n_ctx_train=384)
+    with LlamaServer(model, n_ctx=2048, alias="short", log=tmp_path / "server.log") as server:
+        props = httpx.get(server.url + "/props", timeout=10).json()
+        meta = httpx.get(server.url + "/v1/models", timeout=10).json()["data"][0]["meta"]
+        assert (props["default_generation_settings"]["n_ctx"], meta["n_ctx"], meta["n_ctx_train"]) == (384, 384, 384)
+        path = write_registry({"default_provider": "box", "providers": {
+            "box": {"kind": "llama-cpp", "base_url": server.url}}})
+        assert Bridge.load(path).context_window("box/short") == 384

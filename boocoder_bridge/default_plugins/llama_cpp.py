@@ -10,8 +10,8 @@ What it reads:
   could load one to answer, so ``/props`` is then not asked.
 
 The context window is the live slot size from ``/props``, else ``meta.n_ctx``; never more than ``n_ctx_train``
-when the server was started with a larger ``-c`` than the model was trained for (the model degrades past it,
-and compacting early is safe where compacting late is not). ``n_ctx_train`` alone is never taken as the window:
+when a server reports a larger ``-c`` than the model was trained for (current llama.cpp caps it so itself, seen
+with xllamacpp 2026.10; the model degrades past it, and compacting early is safe where compacting late is not). ``n_ctx_train`` alone is never taken as the window:
 a server started with ``-c 4096`` on a 128k model would be overrun.
 """
 

@@ -13,7 +13,7 @@ N_LAYERS = 2
 N_EMBD = 64
 N_HEADS = 4
 N_FF = 128
-N_CTX_TRAIN = 4096  # what the model says it was trained for (llama.cpp's meta.n_ctx_train)
+N_CTX_TRAIN = 32768  # what the model says it was trained for (meta.n_ctx_train); llama.cpp serves no more
 SPECIALS = ("<unk>", "<s>", "</s>")
 CHAT_TEMPLATE = (  # ChatML: llama.cpp renders chat requests with it
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
