@@ -17,7 +17,8 @@ ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY"
 
 REAL_N_CTX = 512  # the real llama.cpp server's context (llama.cpp serves at least 256)
 REAL_MODEL = "tiny-llama"  # its alias: the model id in /v1/models and what the proxy lists
-REAL_SERVER_FIXTURES = {"llama_server", "swap_proxy"}
+REAL_N_CTX_OPENCODE = 16384  # enough for opencode's own prompt (about 12.6k tokens of the byte vocabulary)
+REAL_SERVER_FIXTURES = {"llama_server", "swap_proxy", "llama_server_16k"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +59,17 @@ def llama_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     server = LlamaServer(tiny_model, n_ctx=REAL_N_CTX, alias=REAL_MODEL,
                          log=tmp_path_factory.mktemp("llama-server") / "llama-server.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_server_16k(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Like ``llama_server`` with ``REAL_N_CTX_OPENCODE`` tokens: opencode's requests fit (started on first use)."""
+    from boocoder_bridge.demo.llama_server import LlamaServer
+
+    server = LlamaServer(tiny_model, n_ctx=REAL_N_CTX_OPENCODE, alias=REAL_MODEL,
+                         log=tmp_path_factory.mktemp("llama-server-16k") / "llama-server.log").start()
     yield server
     server.stop()
 

@@ -141,3 +141,30 @@ def test_llama_cpp_serves_no_more_than_n_ctx_train_and_the_kind_agrees(tmp_path,
         path = write_registry({"default_provider": "box", "providers": {
             "box": {"kind": "llama-cpp", "base_url": server.url}}})
         assert Bridge.load(path).context_window("box/short") == 384
+
+
+@pytest.mark.opencode
+def test_opencode_reaches_a_real_llama_cpp_server_within_its_limits(llama_server_16k, write_registry, tmp_path) -> None:
+    """The real opencode, with the bridge's config, through the llama-swap-shaped proxy to a real llama.cpp
+    server: the live context comes from llama.cpp's /props, and every request opencode sends is one the server
+    accepts (200, no exceed_context_size_error) with max_tokens from the emitted limit."""
+    import subprocess
+
+    from boocoder_bridge.demo.proxy import SwapProxy
+    from tests.conftest import REAL_N_CTX_OPENCODE
+    from tests.opencode_bin import opencode_binary, opencode_env
+
+    opencode = opencode_binary()
+    with SwapProxy([SwapModel(REAL_MODEL, llama_server_16k.url)]) as proxy:
+        registry = write_registry({"default_provider": "sam", "providers": {"sam": {
+            "kind": "llama-swap", "base_url": proxy.url, "models": {REAL_MODEL: {"max_output": 32}}}}})
+        bridge = Bridge.load(registry, tmp_path / "state")
+        assert bridge.context_window(f"sam/{REAL_MODEL}") == REAL_N_CTX_OPENCODE  # live, from llama.cpp
+        config_path, _ = bridge.write_opencode_config()
+        run = subprocess.run([str(opencode), "run", "-m", f"sam/{REAL_MODEL}", "hi"], capture_output=True,
+                             text=True, timeout=180, env=opencode_env(tmp_path / "home", config_path))
+        chats = [r.body for r in proxy.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert chats and {c["model"] for c in chats} == {REAL_MODEL}
+        assert all(0 < c["max_tokens"] <= 32 for c in chats)
+        assert {status for path, status in proxy.forwarded} == {200}

@@ -11,8 +11,9 @@ What it reads:
 
 The context window is the live slot size from ``/props``, else ``meta.n_ctx``; never more than ``n_ctx_train``
 when a server reports a larger ``-c`` than the model was trained for (current llama.cpp caps it so itself, seen
-with xllamacpp 2026.10; the model degrades past it, and compacting early is safe where compacting late is not). ``n_ctx_train`` alone is never taken as the window:
-a server started with ``-c 4096`` on a 128k model would be overrun.
+with xllamacpp 2026.10; the model degrades past it, and compacting early is safe where compacting late is not).
+``n_ctx_train`` alone is never taken as the window: a server started with ``-c 4096`` on a 128k model would be
+overrun.
 """
 
 from __future__ import annotations

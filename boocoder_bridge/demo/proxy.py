@@ -59,6 +59,7 @@ class SwapProxy(LoopbackServer):
         self.created = created
         self.requests: list[Seen] = []
         self.swaps: list[str] = []  # models this proxy had to start because a request named them
+        self.forwarded: list[tuple[str, int]] = []  # (upstream path, llama.cpp's HTTP status) per forwarded request
         self.hub = events.EventHub()
         self._lock = threading.RLock()
         super().__init__(_handler(self))
@@ -223,6 +224,7 @@ def _handler(proxy: SwapProxy) -> type[BaseHTTPRequestHandler]:
             try:
                 connection.request(self.command, path, body=raw or None, headers=headers)
                 answer = connection.getresponse()
+                proxy.forwarded.append((path, answer.status))
                 sent = True
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
