@@ -341,3 +341,23 @@ def test_the_server_json_escapes_host_text(hosts, write_registry, isolated) -> N
     assert answer.status_code == 200
     for bad in DANGEROUS:
         assert bad not in answer.text
+
+
+def test_the_readme_states_the_limits_in_force() -> None:
+    from pathlib import Path
+
+    from boocoder_bridge import settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Reliability: what one host may cost")[1].split("\n## ")[0]
+    stated = {
+        "MAX_BODY_BYTES": f"{settings.MAX_BODY_BYTES >> 20} MiB", "MAX_CONTENT_ENCODINGS": str(
+            settings.MAX_CONTENT_ENCODINGS), "MAX_HOST_MODELS": f"{settings.MAX_HOST_MODELS:,}",
+        "PROPS_LOOKUPS": str(settings.PROPS_LOOKUPS), "PROPS_CONCURRENCY": str(settings.PROPS_CONCURRENCY),
+        "MAX_REDIRECTS": str(settings.MAX_REDIRECTS), "MAX_INT_DIGITS": str(settings.MAX_INT_DIGITS),
+        "MAX_TOKENS": f"2^{settings.MAX_TOKENS.bit_length() - 1}",
+    }
+    for name, value in stated.items():
+        row = next(line for line in section.splitlines() if f"`{name}`" in line)
+        assert value in row, (name, value)
+    assert f"at {settings.MAX_NAME_CHARS} characters, error lines at {settings.MAX_REASON_CHARS}" in section
