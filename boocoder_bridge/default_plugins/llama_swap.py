@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from boocoder_bridge import HostError, HostModel, ProviderKind, hookimpl, parse_model_list, positive_int
+from boocoder_bridge.default_plugins.llama_cpp import slot_context  # /upstream/<m>/props is llama.cpp's /props
 from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
 
 if TYPE_CHECKING:
@@ -55,15 +56,6 @@ def ready_models(running: Any) -> set[str]:
     return ready
 
 
-def props_context(answer: Any) -> int | None:
-    """llama.cpp's live context size in a ``/props`` answer (``default_generation_settings.n_ctx``, or ``n_ctx``)."""
-    if not isinstance(answer, dict):
-        return None
-    settings = answer.get("default_generation_settings")
-    n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
-    return n_ctx or positive_int(answer.get("n_ctx"))
-
-
 async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
     """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in).
 
@@ -83,7 +75,7 @@ async def live_context(client: HostClient, models: list[HostModel]) -> list[Host
     async def props(model: HostModel) -> None:
         async with gate:
             try:
-                n_ctx = props_context(await client.get_json(f"/upstream/{quote(model.id, safe='/:@')}/props"))
+                n_ctx = slot_context(await client.get_json(f"/upstream/{quote(model.id, safe='/:@')}/props"))
             except HostError:
                 return
         if n_ctx:
