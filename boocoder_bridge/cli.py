@@ -47,8 +47,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         bridge = _bridge(args)
     except RegistryError as exc:
-        for problem in [exc, *exc.others]:
+        problems = [exc, *exc.others]
+        for problem in problems:
             print(f"{PROG}: error: {problem}", file=sys.stderr)
+        count = len(problems)
+        print(f"{exc.source}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
         return 2
     registry = bridge.registry
     print(f"ok: {registry.source}: {len(registry.providers)} providers ({', '.join(registry.providers)}), "

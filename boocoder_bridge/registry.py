@@ -211,8 +211,9 @@ def _values(data: Any) -> Iterable[Any]:
 def registry_from_data(data: Any, source: str = "<registry>", known_kinds: Iterable[str] | None = None) -> Registry:
     problems = [] if _fits_schema(data) else [
         p for error in jsonschemas.errors(SCHEMA, data) for p in _explain(error, source)]
-    if not problems:
-        problems = _semantic_problems(data, source, known_kinds)
+    # The rules the schema cannot say are checked too, on whatever is well-formed, so one run lists everything.
+    seen = {str(p) for p in problems}
+    problems += [p for p in _semantic_problems(data, source, known_kinds) if str(p) not in seen]
     if problems:
         first = problems[0]
         first.others = problems[1:]
@@ -302,8 +303,43 @@ def _explain(error: Any, source: str) -> list[RegistryError]:
     if error.validator == "pattern" and "A-Za-z_" in pattern:
         return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not an env var name",
                               "give the NAME of an environment variable, e.g. DEEPSEEK_API_KEY")]
+    where = jsonschemas.json_path(path)
+    value = _short(error.instance)
+    if error.validator in _BOUNDS:
+        return [RegistryError(source, where, f"{value} is out of range", "use " + _range(schema))]
+    if error.validator == "type":
+        wanted = _TYPE_NAMES.get(str(error.validator_value), str(error.validator_value))
+        return [RegistryError(source, where, f"{value} is not {wanted}", f"use {wanted}")]
+    if error.validator == "minLength":
+        return [RegistryError(source, where, "is empty", "give a non-empty string, or remove the key")]
+    if error.validator == "maxLength":
+        return [RegistryError(source, where, f"is longer than {error.validator_value} characters",
+                              f"shorten it to at most {error.validator_value} characters")]
+    if error.validator == "minProperties":
+        return [RegistryError(source, where, "is empty", "add at least one provider")]
+    if error.validator == "uniqueItems":
+        return [RegistryError(source, where, "lists an item twice", "list each item once")]
     message = error.message if len(error.message) < 200 else error.message[:197] + "..."
-    return [RegistryError(source, jsonschemas.json_path(path), message, schema.get("description", ""))]
+    return [RegistryError(source, where, message, "see the registry keys in the README")]
+
+
+_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+_TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "a whole number", "boolean": "true or false",
+               "object": "an object ({...})", "array": "a list ([...])"}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _range(schema: Mapping[str, Any]) -> str:
+    """``a number greater than 0 and at most 600``, from the schema's bounds."""
+    words = {"minimum": "at least", "exclusiveMinimum": "greater than", "maximum": "at most",
+             "exclusiveMaximum": "less than"}
+    parts = [f"{words[key]} {schema[key]}" for key in _BOUNDS if key in schema]
+    kind = "a whole number" if schema.get("type") == "integer" else "a number"
+    return f"{kind} {' and '.join(parts)}"
 
 
 def _unknown_key(source: str, path: list[Any], key: str, allowed: list[str]) -> RegistryError:
@@ -315,27 +351,40 @@ def _unknown_key(source: str, path: list[Any], key: str, allowed: list[str]) -> 
     return RegistryError(source, jsonschemas.json_path(path), f"unknown key {key!r}", fix)
 
 
-def _semantic_problems(data: dict[str, Any], source: str, known_kinds: Iterable[str] | None) -> list[RegistryError]:
-    """Rules JSON Schema cannot say: cross-references and uniqueness."""
+def _semantic_problems(data: Any, source: str, known_kinds: Iterable[str] | None) -> list[RegistryError]:
+    """Rules JSON Schema cannot say: cross-references and uniqueness. Runs on malformed data too (checking
+    only what is well-formed), so that `validate` reports every problem in one run."""
     problems: list[RegistryError] = []
+    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
+        return problems
     providers: dict[str, Any] = data["providers"]
-    if data["default_provider"] not in providers:
-        problems.append(RegistryError(source, "$.default_provider",
-                                      f"{data['default_provider']!r} is not a provider in this registry",
+    default = data.get("default_provider")
+    if isinstance(default, str) and providers and default not in providers:
+        guess = difflib.get_close_matches(default, list(providers), n=1)
+        problems.append(RegistryError(source, "$.default_provider", f"{default!r} is not a provider in this registry",
+                                      (f"did you mean {guess[0]!r}? " if guess else "") +
                                       "name one of: " + ", ".join(sorted(providers))))
     kinds = sorted(known_kinds) if known_kinds is not None else None
     owners: dict[str, str] = {}
     for pid, body in providers.items():
-        if kinds is not None and body["kind"] not in kinds:
+        if not isinstance(body, dict):
+            continue
+        kind = body.get("kind")
+        if kinds is not None and isinstance(kind, str) and kind not in kinds:
+            guess = difflib.get_close_matches(kind, kinds, n=1)
             problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, "kind"]),
-                                          f"unknown provider kind {body['kind']!r}",
-                                          "use one of: " + ", ".join(kinds) + " (or install the plugin that adds it)"))
+                                          f"unknown provider kind {kind!r}",
+                                          (f"did you mean {guess[0]!r}? " if guess else "") + "use one of: " +
+                                          ", ".join(kinds) + " (or install the plugin that adds it)"))
         for key in ("base_url", "sidecar_url"):
-            if str(body.get(key, "")).rstrip("/").endswith("/v1"):
+            if isinstance(body.get(key), str) and body[key].rstrip("/").endswith("/v1"):
                 problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
                                               "ends in /v1", "drop the /v1: the bridge adds it"))
-        for i, bare in enumerate(body.get("bare_ids", [])):
+        bare_ids = body.get("bare_ids")
+        for i, bare in enumerate(bare_ids if isinstance(bare_ids, list) else []):
             where = jsonschemas.json_path(["providers", pid, "bare_ids", i])
+            if not isinstance(bare, str) or not bare:
+                continue  # the schema has said so
             try:
                 check_id_text(bare)
                 head, _ = split_composite(bare)
@@ -345,8 +394,8 @@ def _semantic_problems(data: dict[str, Any], source: str, known_kinds: Iterable[
             if head in providers:
                 problems.append(RegistryError(source, where, f"{bare!r} starts with provider {head!r}, so it "
                                               "is never read as a bare ID", "remove it"))
-            elif bare in owners:
+            elif bare in owners and owners[bare] != pid:
                 problems.append(RegistryError(source, where, f"{bare!r} is already claimed by provider "
-                                              f"{owners[bare]!r}", "a bare ID may belong to one provider only"))
+                                              f"{owners[bare]!r}", "keep it in one provider's bare_ids only"))
             owners.setdefault(bare, pid)
     return problems

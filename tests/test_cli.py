@@ -96,6 +96,31 @@ def test_validate_lists_every_problem(run_cli, write_registry) -> None:
     result = run_cli("--registry", str(bad), "validate")
     assert result.code == 2
     assert result.err.count("error:") == 2 and "$.providers.x.a" in result.err and "$.providers.x.b" in result.err
+    assert result.err.endswith(": 2 problems\n")
+
+
+def test_validate_reports_every_layer_at_once_each_with_a_fix(run_cli, write_registry) -> None:
+    bad = write_registry({"default_provider": "dsk", "providers": {
+        "desk": {"kind": "llama-swap", "base_url": "http://127.0.0.1:1/v1", "sidcar_url": "http://x",
+                 "timeout_s": -1, "discover": "yes", "bare_ids": ["a"]},
+        "box": {"kind": "llama-swop", "base_url": "http://127.0.0.1:2", "bare_ids": ["a"],
+                "models": {"m": {"context_window": 0}}}}})
+    result = run_cli("--registry", str(bad), "validate")
+    assert result.code == 2
+    lines = result.err.splitlines()
+    expected = {  # schema problems and cross-reference problems, in one run
+        "$.providers.desk.sidcar_url": "did you mean 'sidecar_url'?",
+        "$.providers.desk.discover": "use true or false",
+        "$.providers.desk.timeout_s": "use a number greater than 0 and at most 600",
+        "$.providers.box.models.m.context_window": "use a whole number at least 1",
+        "$.default_provider": "did you mean 'desk'?",
+        "$.providers.desk.base_url": "drop the /v1",
+        "$.providers.box.kind": "did you mean 'llama-swap'?",
+        "$.providers.box.bare_ids[0]": "keep it in one provider's bare_ids only",
+    }
+    for where, fix in expected.items():
+        assert any(f": {where}: " in line and f"; fix: {fix}" in line for line in lines), (where, result.err)
+    assert all("; fix: " in line for line in lines[:-1]) and lines[-1] == f"{bad}: 8 problems"
 
 
 @pytest.mark.parametrize(("args", "fragments"), [

@@ -68,7 +68,7 @@ def test_a_secret_in_the_registry_is_refused(tmp_path: Path) -> None:
     (lambda d: d["providers"]["home"].update(api_key_env="MY KEY"), "$.providers.home.api_key_env", "env var"),
     (lambda d: d["providers"]["home"].update(timeout_s=0), "$.providers.home.timeout_s", ""),
     (lambda d: d["providers"]["home"].update(models={"m": {"context_window": "big"}}),
-     "$.providers.home.models.m.context_window", "integer"),
+     "$.providers.home.models.m.context_window", "whole number"),
     (lambda d: d["providers"]["home"].update(bare_ids=["home/x"]), "$.providers.home.bare_ids[0]", "never read"),
     (lambda d: d["providers"].update(other={"kind": "llama-swap", "base_url": "http://o", "bare_ids": ["m"]})
      or d["providers"]["home"].update(bare_ids=["m"]), "$.providers.other.bare_ids[0]", "already claimed"),
