@@ -7,6 +7,7 @@ Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -205,8 +206,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+SHELLS = ("bash", "zsh", "fish")
+JSON_HELP = "print JSON instead of text"
+REFRESH_HELP = "ask the hosts now, even if the cache is fresh"
+OPENCODE_HELP = "the opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, else opencode on PATH)"
+ID_HELP = "a model ID: provider/model, or a legacy bare ID"
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import argcomplete
+
+    sys.stdout.write(argcomplete.shellcode([PROG], shell=args.shell))
+    return 0
+
+
+def _complete_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """Model IDs from the cache and the favorites, without any network (completion must be instant)."""
+    try:
+        bridge = Bridge.load(getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
+        ids = [f"{pid}/{m.id}" for pid, report in bridge.hosts.cached_reports().items() for m in report.models]
+        ids += bridge.favorites.list()
+    except Exception:  # a completer must never print a traceback into the user's shell
+        return []
+    return sorted({i for i in ids if i.startswith(prefix)})
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog=PROG, description="Use a fleet of model servers from BooCoder/BooChat.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--registry", metavar="FILE", help="provider registry (default: $BOOCODER_BRIDGE_REGISTRY, "
                                                            "else the legacy LLAMA_SWAP_URL environment)")
     parser.add_argument("--state-dir", metavar="DIR",
@@ -222,50 +251,68 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
-    add("validate", cmd_validate, "check the registry; exit 0, or 2 with the errors")
+    def model_id(command: argparse.ArgumentParser, dest: str = "id", **kwargs: Any) -> None:
+        action = command.add_argument(dest, metavar="ID", help=kwargs.pop("help", ID_HELP), **kwargs)
+        action.completer = _complete_ids  # type: ignore[attr-defined]
+
+    add("validate", cmd_validate, "check the registry; exit 0, or 2 with every problem and its fix")
     providers = add("providers", cmd_providers, "each provider: kind, base_url, enabled, live status")
-    providers.add_argument("--json", action="store_true")
-    providers.add_argument("--refresh", action="store_true", help="ask the hosts even if the cache is fresh")
+    providers.add_argument("--json", action="store_true", help=JSON_HELP)
+    providers.add_argument("--refresh", action="store_true", help=REFRESH_HELP)
     models = add("models", cmd_models, "the catalog: Favorites, then each provider's models")
-    models.add_argument("--json", action="store_true")
-    models.add_argument("--refresh", action="store_true", help="ask the hosts even if the cache is fresh")
+    models.add_argument("--json", action="store_true", help=JSON_HELP)
+    models.add_argument("--refresh", action="store_true", help=REFRESH_HELP)
     resolve = add("resolve", cmd_resolve, "where a model ID goes, and its context window")
-    resolve.add_argument("id", metavar="ID")
-    resolve.add_argument("--purpose", default="dispatch", choices=PURPOSES)
-    resolve.add_argument("--json", action="store_true")
+    model_id(resolve)
+    resolve.add_argument("--purpose", default="dispatch", choices=PURPOSES,
+                         help="what the route is for (default: %(default)s); every purpose routes the same")
+    resolve.add_argument("--json", action="store_true", help=JSON_HELP)
     generate = add("generate", cmd_generate, "opencode config JSON (stdout without --out)")
-    generate.add_argument("--out", metavar="FILE", help="write atomically to FILE")
+    generate.add_argument("--out", metavar="FILE", help="write atomically to FILE (left as it is when unchanged)")
     generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
-    favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat and BooCoder)")
+    favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat, BooCoder and opencode's "
+                                                "TUI); alone: list them")
     actions = favorites.add_subparsers(dest="action", metavar="ACTION")
-    listing = actions.add_parser("list", help="all stored favorites, visible or not")
-    listing.add_argument("--json", action="store_true")
-    actions.add_parser("add", help="store a favorite (its composite form)").add_argument("id", metavar="ID")
-    actions.add_parser("remove", help="forget a favorite").add_argument("id", metavar="ID")
-    serve = add("serve", cmd_serve, "HTTP API for the web front ends (needs the [server] extra)")
-    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (not loopback: needs "
-                                                           "$BOOCODER_BRIDGE_TOKEN)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    listing = actions.add_parser("list", help="all stored favorites, and why any is hidden now",
+                                 description="all stored favorites, and why any is hidden now")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
+    model_id(actions.add_parser("add", help="store a favorite (its composite form)",
+                                description="store a favorite (its composite form)"))
+    model_id(actions.add_parser("remove", help="forget a favorite", description="forget a favorite"))
+    serve = add("serve", cmd_serve, "HTTP API and model picker for the web front ends (needs the [server] extra)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s; any other "
+                                                            "address needs $BOOCODER_BRIDGE_TOKEN)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s; "
+                                                                      "0 picks a free one)")
     serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
                        help="another name clients use for this server (Host header); repeatable. "
                             "Default: only localhost and the bound address")
     run = add("run", cmd_run, "run opencode on a model, streaming its output")
-    run.add_argument("id", metavar="ID")
-    run.add_argument("prompt", metavar="PROMPT", nargs="+")
-    run.add_argument("--opencode", metavar="PATH", help="opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, PATH)")
+    model_id(run)
+    run.add_argument("prompt", metavar="PROMPT", nargs="+", help="the prompt (several words are joined by opencode)")
+    run.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     arena = add("arena", cmd_arena, "set up (and with --prompt, run) an arena match")
-    arena.add_argument("ids", metavar="ID", nargs="+")
-    arena.add_argument("--json", action="store_true")
+    model_id(arena, "ids", nargs="+", help="two or more contestants (model IDs)")
+    arena.add_argument("--json", action="store_true", help=JSON_HELP)
     arena.add_argument("--prompt", metavar="TEXT", help="run every contestant on TEXT at once, answers side by side")
-    arena.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="per contestant (default 600)")
-    arena.add_argument("--opencode", metavar="PATH", help="opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, PATH)")
+    arena.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                       help="per contestant (default: %(default)s)")
+    arena.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     plugins = add("plugins", cmd_plugins, "the loaded plugins and the hooks each implements")
-    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--json", action="store_true", help=JSON_HELP)
+    completion = add("completion", cmd_completion, "print a shell completion script: "
+                                                   "eval \"$(boocoder-bridge completion bash)\"")
+    completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete is imported only then)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except BridgeError as exc:
