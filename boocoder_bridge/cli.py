@@ -202,7 +202,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise BridgeError("serve needs the server extra: pip install 'boocoder-bridge[server]'") from None
     bridge = _bridge(args)
-    serve(bridge, args.host, args.port, args.allow_host)
+    _warn(bridge)
+
+    def ready(url: str) -> None:
+        print(f"serving {url}  (model picker at /, API under /api, Ctrl-C stops)", flush=True)
+
+    serve(bridge, args.host, args.port, args.allow_host, ready=ready)
     return 0
 
 

@@ -12,7 +12,8 @@ error the same way, in one place::
         ├── StateError ..................... exit 4  HTTP 503  the state dir cannot be read or written
         ├── PluginError .................... exit 5  HTTP 400  a plugin failed where failing stops the operation
         │   └── Refused .................... exit 5  HTTP 400  a plugin stopped arena_match/before_dispatch
-        └── OpencodeNotFoundError .......... exit 6  HTTP 400  no opencode binary
+        ├── OpencodeNotFoundError .......... exit 6  HTTP 400  no opencode binary
+        └── ServeError ..................... exit 7  HTTP 500  `serve` cannot bind its address (in use, not here)
 """
 
 from __future__ import annotations
@@ -86,3 +87,10 @@ class OpencodeNotFoundError(BridgeError):
     """No opencode binary was found."""
 
     exit_code = 6
+
+
+class ServeError(BridgeError):
+    """``serve`` cannot listen where it was asked to (the port is in use, the address is not this machine's)."""
+
+    exit_code = 7
+    http_status = 500

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .bridge import Bridge
 from .catalog import Catalog
-from .errors import BridgeError
+from .errors import BridgeError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .routing import Purpose, Route
@@ -95,7 +95,10 @@ class HostLane:
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
                allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard)."""
-    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__)
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, so offline they would show nothing.
+    # The OpenAPI document itself stays at /openapi.json for tools.
+    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__, docs_url=None, redoc_url=None)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(RequestGuard, policy=HostPolicy(bound, allowed_hosts), token=token)
     lane = HostLane()
 
@@ -177,8 +180,60 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with one operation ID per method: its own ID is per route, so a route with two
+    methods (PUT and DELETE of a favorite, one route so a 405 names both) would repeat one ID."""
+    if app.openapi_schema is None:
+        import warnings
+
+        from fastapi.openapi.utils import get_openapi
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")  # made unique just below
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+        for methods in schema.get("paths", {}).values():
+            for method, operation in methods.items():
+                base = operation["operationId"].rsplit("_", 1)[0]
+                operation["operationId"] = f"{base}_{method}"
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def bind(host: str, port: int) -> Any:
+    """A listening socket, or a :class:`ServeError` that says what to do (port in use, address not here)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot serve on {host}: {exc.strerror}; give an address of this machine with --host")\
+            from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart without waiting
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} on {host} is in use (another server, or boocoder-bridge serve "
+                             "already running?); pick another with --port, or --port 0 for a free one") from None
+        raise ServeError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          allowed_hosts: Iterable[str] = ()) -> None:
+          allowed_hosts: Iterable[str] = (), ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted. ``ready`` gets the URL once the socket listens (with the real port for 0)."""
     import uvicorn
 
     token = os.environ.get(TOKEN_ENV) or None
@@ -186,4 +241,11 @@ def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         raise BridgeError(f"refusing to bind {host}: set {TOKEN_ENV} so every request needs "
                           "'Authorization: Bearer <token>', or bind 127.0.0.1")
     app = create_app(bridge, token, bound=host, allowed_hosts=allowed_hosts)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sock = bind(host, port)
+    if ready is not None:
+        ready(url_of(sock))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,157 @@
+"""The command line as a new user meets it: --version, help, completion, serve's start and failures."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from boocoder_bridge import __version__
+from boocoder_bridge.cli import build_parser
+from tests.conftest import run_process
+
+
+@pytest.fixture
+def fleet(write_registry):
+    return write_registry({"default_provider": "desk", "providers": {
+        "desk": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "discover": False,
+                 "models": {"tiny-alpha": {}, "tiny-beta": {}}}}})
+
+
+def all_parsers(parser: argparse.ArgumentParser, name: str = "boocoder-bridge"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_version() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert run_process("--version").out == f"boocoder-bridge {__version__}\n"
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [f"{name}: {action.dest}" for name, parser in all_parsers(build_parser()) for action in parser._actions
+               if not isinstance(action, argparse._SubParsersAction) and not action.help]
+    assert missing == []
+    assert [name for name, parser in all_parsers(build_parser()) if not parser.description] == []
+
+
+def test_serve_help_shows_the_defaults() -> None:
+    text = run_process("serve", "--help").out
+    assert "(default: 8765" in text and "(default: 127.0.0.1" in text
+
+
+def test_favorites_alone_lists(run_cli, fleet) -> None:
+    run_cli("--registry", str(fleet), "favorites", "add", "desk/tiny-beta")
+    alone = run_cli("--registry", str(fleet), "favorites")
+    assert alone.code == 0 and alone.out == run_cli("--registry", str(fleet), "favorites", "list").out != ""
+
+
+def test_add_twice_says_so(run_cli, fleet) -> None:
+    assert run_cli("--registry", str(fleet), "favorites", "add", "desk/tiny-beta").out == "added desk/tiny-beta\n"
+    again = run_cli("--registry", str(fleet), "favorites", "add", "desk/tiny-beta")
+    assert again.code == 0 and again.out == "desk/tiny-beta was already a favorite\n"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_completes_commands_and_cached_model_ids(fleet, tmp_path) -> None:
+    script = run_process("completion", "bash").out
+    (tmp_path / "complete.bash").write_text(script)
+    entry = tmp_path / "bin" / "boocoder-bridge"
+    entry.parent.mkdir()
+    entry.write_text(f"#!/bin/sh\nexec {sys.executable} -m boocoder_bridge \"$@\"\n")
+    entry.chmod(0o755)
+    env = {**os.environ, "PATH": f"{entry.parent}{os.pathsep}{os.environ['PATH']}", "BOOCODER_BRIDGE_REGISTRY":
+           str(fleet)}
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        program = (f"source {tmp_path / 'complete.bash'}; COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}; "
+                   f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}; "
+                   "_python_argcomplete boocoder-bridge; printf '%s\\n' \"${COMPREPLY[@]}\"")
+        done = subprocess.run(["bash", "-c", program], env=env, capture_output=True, text=True, timeout=60)
+        return [w.strip() for w in done.stdout.splitlines() if w.strip()]
+
+    assert complete("boocoder-bridge fav") == ["favorites"]
+    assert complete("boocoder-bridge favorites add desk/tiny-a") == ["desk/tiny-alpha"]
+    assert set(complete("boocoder-bridge resolve desk/")) == {"desk/tiny-alpha", "desk/tiny-beta"}
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_scripts(shell) -> None:
+    result = run_process("completion", shell)
+    assert result.code == 0 and "boocoder-bridge" in result.out and "_ARGCOMPLETE" in result.out
+
+
+def test_serve_prints_its_url_and_stops_on_ctrl_c(fleet) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "--registry", str(fleet), "serve",
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[1]
+        assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+        schema = httpx.get(url + "/openapi.json").json()
+        ids = [op["operationId"] for methods in schema["paths"].values() for op in methods.values()]
+        assert len(ids) == len(set(ids))
+        assert httpx.get(url + "/docs").status_code == 404  # its assets would come from a CDN: left out
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        stderr = process.stderr.read()
+        assert "Duplicate Operation ID" not in stderr and "Traceback" not in stderr
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_serve_on_a_port_in_use_says_so_with_exit_7(fleet) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_process("--registry", str(fleet), "serve", "--port", str(port))
+    assert result.code == 7 and result.out == ""
+    assert result.err == (f"boocoder-bridge: error: port {port} on 127.0.0.1 is in use (another server, or "
+                          "boocoder-bridge serve already running?); pick another with --port, or --port 0 for "
+                          "a free one\n")
+
+
+def documented_commands() -> dict[str, set[str]]:
+    """The README's CLI reference block: command -> the options it shows ('' for the global line)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("## CLI reference\n\n```\n", 1)[1].split("```", 1)[0]
+    lines = block.splitlines()
+    commands = {"": set(re.findall(r"--[a-z][a-z-]*", lines[0]))}
+    for line in lines[1:]:
+        usage = re.split(r"\s{3,}", line.strip())[0]  # the description follows after a wide gap
+        name = usage.split()[0]
+        commands[name] = set(re.findall(r"--[a-z][a-z-]*", usage))
+    return commands
+
+
+def parser_commands() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name, parser in all_parsers(build_parser()):
+        words = name.split()
+        key = "" if len(words) == 1 else words[1]  # nested actions (favorites list) count for their command
+        options = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        out.setdefault(key, set()).update(options)
+    return out
+
+
+def test_readme_cli_reference_matches_the_parser() -> None:
+    assert documented_commands() == parser_commands()
