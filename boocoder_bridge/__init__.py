@@ -19,6 +19,7 @@ from .errors import (
     ProviderUnavailableError,
     Refused,
     RegistryError,
+    ServeError,
     StateError,
 )
 from .hookspecs import hookimpl
@@ -58,6 +59,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Route",
+    "ServeError",
     "StateError",
     "__version__",
     "hookimpl",
