@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,15 @@ def tui(fleet, tmp_path) -> Iterator[Tmux]:
     term = Tmux(tmp_path / "tmux.sock", [str(opencode_binary())], env, project)
     try:
         term.wait_for(lambda s: "Ask anything" in s, "opencode's prompt", timeout=120)
-        term.send("/models", literal=True)
-        term.wait_for(lambda s: "/models" in s, "the typed command")
+        for attempt in range(5):  # the prompt is drawn a moment before it takes keys: type again if lost
+            term.send("/models", literal=True)
+            try:
+                term.wait_for(lambda s: "/models" in s, "the typed command", timeout=10)
+                break
+            except AssertionError:
+                if attempt == 4:
+                    raise
+                term.send("C-u")
         term.send("Enter")
         term.wait_for(lambda s: "Select model" in s, "the model picker")
         yield term
@@ -90,8 +98,25 @@ def test_ctrl_f_in_the_tui_reaches_favorites_list(fleet, tui) -> None:
                  "the search to find Tiny Alpha")
     tui.send("C-f")
     tui.wait_for(lambda s: "Tiny Alpha (Favorite)" in s, "the star")
-    assert json.loads(model_json.read_text())["favorite"] == [{"providerID": "desk", "modelID": "tiny-alpha"}]
+    # The TUI writes the file after it redraws: wait for the write, then ask the bridge.
+    wait_until(lambda: tui_favorites(model_json) == [{"providerID": "desk", "modelID": "tiny-alpha"}],
+               "opencode to write model.json")
     assert cli(fleet, "favorites", "list") == "desk/tiny-alpha\n"
     tui.send("C-f")  # and unstarred again in the TUI: gone from the bridge too
     tui.wait_for(lambda s: "Tiny Alpha (Favorite)" not in s and "Tiny Alpha" in s, "the star to go")
+    wait_until(lambda: tui_favorites(model_json) == [], "opencode to write model.json")
     assert cli(fleet, "favorites", "list") == ""
+
+
+def tui_favorites(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())["favorite"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
