@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pluggy
@@ -52,6 +51,7 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.warnings: list[str] = []
+        self._callers: dict[str, tuple[tuple[Any, ...], bool, list[tuple[str, Any]]]] = {}
 
     def _failed(self, plugin: str, hook: str, exc: Exception) -> None:
         message = f"plugin {plugin} failed in {hook}: {exc.__class__.__name__}: {exc}"
@@ -59,15 +59,22 @@ class Hooks:
             self.warnings.append(message)
             log.warning(message)
 
-    def _alone(self, hook: str) -> Iterator[tuple[str, Any]]:
-        """Each implementation's plugin name and a pluggy caller of it alone (wrappers kept), in pluggy's call
-        order: last registered first, so third-party plugins run before the defaults."""
-        plain = [i for i in reversed(getattr(self.pm.hook, hook).get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
-        for impl in plain:
-            others = [i.plugin for i in plain if i.plugin is not impl.plugin]
-            yield plugin_name(impl.plugin_name, impl.plugin), self.pm.subset_hook_caller(hook, others)
+    def _alone(self, hook: str) -> tuple[bool, list[tuple[str, Any]]]:
+        """Whether the hook is ``firstresult``, and each implementation's plugin name with a pluggy caller of it
+        alone (wrappers kept), in pluggy's call order: last registered first, so third-party plugins run before
+        the defaults. Memoised until the plugins change (some hooks run once per model of a big catalog)."""
+        caller = getattr(self.pm.hook, hook)
+        impls = tuple(caller.get_hookimpls())  # HookImpls compare by identity; holding them keeps the key exact
+        memo = self._callers.get(hook)
+        if memo is None or memo[0] != impls:
+            plain = [i for i in reversed(impls) if not (i.wrapper or i.hookwrapper)]
+            callers = [(plugin_name(impl.plugin_name, impl.plugin),
+                        self.pm.subset_hook_caller(hook, [i.plugin for i in plain if i.plugin is not impl.plugin]))
+                       for impl in plain]
+            memo = self._callers[hook] = (impls, bool(caller.spec and caller.spec.opts.get("firstresult")), callers)
+        return memo[1], memo[2]
 
-    def _one(self, hook: str, plugin: str, alone: Any, kwargs: dict[str, Any]) -> Any:
+    def _one(self, hook: str, plugin: str, alone: Any, first: bool, kwargs: dict[str, Any]) -> Any:
         """One implementation's result, or None when it raised (reported, skipped; Refused where allowed)."""
         try:
             result = alone(**kwargs)
@@ -79,21 +86,17 @@ class Hooks:
         except Exception as exc:
             self._failed(plugin, hook, exc)
             return None
-        if self._firstresult(hook):
+        if first:
             return result
         return result[0] if result else None  # pluggy's list for one implementation, without the Nones
-
-    def _firstresult(self, hook: str) -> bool:
-        spec = getattr(self.pm.hook, hook).spec
-        return bool(spec and spec.opts.get("firstresult"))
 
     def call(self, hook: str, **kwargs: Any) -> Any:
         """A ``firstresult`` hook: the first non-None result (later plugins are not called). Any other hook: the
         list of every implementation's non-None result."""
-        first = self._firstresult(hook)
+        first, callers = self._alone(hook)
         results = []
-        for plugin, alone in self._alone(hook):
-            result = self._one(hook, plugin, alone, kwargs)
+        for plugin, alone in callers:
+            result = self._one(hook, plugin, alone, first, kwargs)
             if result is not None and first:
                 return result
             if result is not None:
@@ -102,8 +105,9 @@ class Hooks:
 
     def chain(self, hook: str, value_name: str, value: Any, **kwargs: Any) -> Any:
         """Pass a value through every implementation in turn; None keeps the value as it is."""
-        for plugin, alone in self._alone(hook):
-            result = self._one(hook, plugin, alone, {value_name: value, **kwargs})
+        first, callers = self._alone(hook)
+        for plugin, alone in callers:
+            result = self._one(hook, plugin, alone, first, {value_name: value, **kwargs})
             value = value if result is None else result
         return value
 
