@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from boocoder_bridge import Bridge
 from boocoder_bridge.server import create_app
 from tests.fakehost import llama_swap_body
-from tests.helpers import llama_swap
+from tests.helpers import deepseek, llama_swap
 
 SECRETS = {"CLOUD_KEY": "sk-SECRET-cloud-5f1e9a", "DEEPSEEK_API_KEY": "sk-SECRET-deepseek-77c2",
            "LOCKED_KEY": "sk-SECRET-locked-0b3d"}
@@ -27,9 +27,7 @@ def test_no_secret_in_any_artefact(hosts, write_registry, run_cli, monkeypatch, 
         "local": llama_swap(local.url),
         "cloud": {"kind": "openai-compatible", "base_url": cloud.url, "api_key_env": "CLOUD_KEY"},
         "locked": llama_swap(locked.url, api_key_env="LOCKED_KEY"),
-        "deepseek": {"kind": "openai-compatible", "base_url": "https://api.deepseek.com", "discover": False,
-                     "api_key_env": "DEEPSEEK_API_KEY", "enabled_if_env": "DEEPSEEK_API_KEY",
-                     "bare_ids": ["deepseek-chat"], "models": {"deepseek-chat": {}}}}})
+        "deepseek": deepseek()}})
     outputs = []
     for args in (["models", "--json"], ["models", "--refresh"], ["providers", "--json"], ["validate"],
                  ["resolve", "cloud/cloud-chat", "--json"], ["resolve", "deepseek-chat"], ["generate"],
