@@ -31,6 +31,7 @@ from .settings import (
     DEFAULT_TTL_S,
     FAVORITES_FILE,
     OPENCODE_CONFIG_FILE,
+    cache_ttl,
     default_state_dir,
     environ,
 )
@@ -71,9 +72,9 @@ class Bridge:
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
              state_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
-             plugin_manager: pluggy.PluginManager | None = None) -> Bridge:
+             plugin_manager: pluggy.PluginManager | None = None, ttl_s: float | None = None) -> Bridge:
         """Read the registry (``registry`` path, else ``$BOOCODER_BRIDGE_REGISTRY``, else the legacy env) and
-        load plugins. No network."""
+        load plugins. No network. ``ttl_s`` (else ``$BOOCODER_BRIDGE_CACHE_TTL``, else 30) is the cache TTL."""
         env = environ(env)
         hooks = Hooks(plugin_manager or get_plugin_manager())
         kinds: dict[str, ProviderKind] = {}
@@ -86,9 +87,10 @@ class Bridge:
                                     "use one of: " + ", ".join(sorted(kinds)))
         else:
             registry = find_registry(registry, env, known_kinds=kinds)
-        ttl = float(env.get(CACHE_TTL_ENV) or DEFAULT_TTL_S)
+        if ttl_s is None:
+            ttl_s = cache_ttl(env[CACHE_TTL_ENV], CACHE_TTL_ENV) if env.get(CACHE_TTL_ENV) else DEFAULT_TTL_S
         folder = Path(state_dir) if state_dir else default_state_dir(env)
-        return cls(registry, folder, hooks, kinds, env, ttl)
+        return cls(registry, folder, hooks, kinds, env, ttl_s)
 
     @property
     def warnings(self) -> list[str]:

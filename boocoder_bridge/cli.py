@@ -17,7 +17,7 @@ from pydantic_core import to_json
 from .bridge import Bridge
 from .errors import BridgeError, RegistryError
 from .routing import PURPOSES
-from .settings import DEFAULT_HOST, DEFAULT_PORT
+from .settings import DEFAULT_HOST, DEFAULT_PORT, cache_ttl
 
 PROG = "boocoder-bridge"
 Command = Callable[[argparse.Namespace], int]
@@ -38,10 +38,8 @@ def _warn(bridge: Bridge) -> None:
 
 
 def _bridge(args: argparse.Namespace) -> Bridge:
-    bridge = Bridge.load(args.registry, args.state_dir)
-    if args.cache_ttl is not None:
-        bridge.ttl_s = args.cache_ttl
-    return bridge
+    ttl = None if args.cache_ttl is None else cache_ttl(args.cache_ttl, "--cache-ttl")
+    return Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -246,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", metavar="DIR",
                         help="where cache, favorites and generated config live "
                              "(default: $BOOCODER_BRIDGE_STATE_DIR, else the user data dir)")
-    parser.add_argument("--cache-ttl", metavar="SECONDS", type=float,
+    parser.add_argument("--cache-ttl", metavar="SECONDS",
                         help="how long discovery answers are served from the cache (default 30, "
                              "or $BOOCODER_BRIDGE_CACHE_TTL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .errors import ModelIdError
 
 MAX_ID_LENGTH = 512
-PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$(?!\n)"  # strict end in Python and ECMA-262 alike
 _PROVIDER_ID = re.compile(PROVIDER_ID_PATTERN)
 
 

@@ -10,7 +10,6 @@ import difflib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, StringConstraints
@@ -18,11 +17,20 @@ from pydantic import ValidationError as ShapeError
 
 from . import jsonschemas
 from .errors import ModelIdError, RegistryError
+from .files import ReadRefused, read_capped
 from .ids import ModelRef, check_id_text, split_composite
-from .settings import LEGACY_DEEPSEEK_KEY_ENV, LEGACY_URL_ENV, REGISTRY_ENV, environ
+from .settings import (
+    LEGACY_DEEPSEEK_KEY_ENV,
+    LEGACY_URL_ENV,
+    MAX_REGISTRY_BYTES,
+    MAX_REGISTRY_DEPTH,
+    REGISTRY_ENV,
+    environ,
+)
 
 SCHEMA = "providers.schema.json"
 LEGACY_NAMESPACE = "llama-swap"  # what the host prefixed local models with before the bridge
+_URL_KEYS = ("base_url", "sidecar_url")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
 
 
@@ -120,20 +128,32 @@ class Registry(BaseModel):
 
 
 def load_registry(path: str | os.PathLike[str], known_kinds: Iterable[str] | None = None) -> Registry:
-    """Read, schema-check and parse a registry file. Raises :class:`RegistryError` naming file and JSON path."""
+    """Read, schema-check and parse a registry file. Raises :class:`RegistryError` naming file and JSON path.
+
+    Read with a size cap, never from a fifo or device; duplicate keys and deep nesting are errors."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_capped(path, MAX_REGISTRY_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise RegistryError(source, "$", "file not found", "pass --registry FILE or set " + REGISTRY_ENV) from None
+    except ReadRefused as exc:
+        raise RegistryError(source, "$", str(exc), "give the path of the registry JSON file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(source, "$", f"cannot read the file ({exc.__class__.__name__})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_JSONObject.from_pairs, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise RegistryError(
             source, "$", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
         ) from None
+    except RecursionError:
+        raise RegistryError(source, "$", f"nested deeper than {MAX_REGISTRY_DEPTH} levels", "fix the JSON") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer longer than Python will convert
+        raise RegistryError(source, "$", f"not valid JSON: {str(exc)[:120]}", "fix the JSON") from None
+    problems = _shape_problems(data, source)
+    if problems:
+        problems[0].others = problems[1:]
+        raise problems[0]
     return registry_from_data(data, source, known_kinds)
 
 
@@ -144,9 +164,9 @@ def load_registry(path: str | os.PathLike[str], known_kinds: Iterable[str] | Non
 # holds the two together), so a file it accepts needs no schema run. A file it refuses goes to jsonschema,
 # which explains every problem with file, JSON path and fix, exactly as before.
 
-_ID = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
-_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=2048)]
-_ENV = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_ID = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$(?!\n)")]
+_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$(?!\n)", max_length=2048)]
+_ENV = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)")]
 _TEXT_512 = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
@@ -206,6 +226,43 @@ def _values(data: Any) -> Iterable[Any]:
         for child in children:
             yield child
             stack.append(child)
+
+class _JSONObject(dict[str, Any]):
+    """A JSON object that remembers the keys it had more than once (``json`` keeps only the last silently)."""
+
+    duplicates: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> _JSONObject:
+        obj = cls(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            obj.duplicates = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
+        return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _shape_problems(data: Any, source: str) -> list[RegistryError]:
+    """Duplicate keys anywhere, and nesting deeper than any registry needs (walked without recursion)."""
+    problems: list[RegistryError] = []
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_REGISTRY_DEPTH:
+            return [RegistryError(source, jsonschemas.json_path(path[:MAX_REGISTRY_DEPTH]),
+                                  f"nested deeper than {MAX_REGISTRY_DEPTH} levels", "fix the JSON")]
+        if isinstance(node, _JSONObject):
+            problems += [RegistryError(source, jsonschemas.json_path([*path, key]), f"duplicate key {key!r}: "
+                                       "JSON would keep only the last one", "keep one of them")
+                         for key in node.duplicates]
+        if isinstance(node, dict):
+            stack += [(value, [*path, key]) for key, value in reversed(node.items())]
+        elif isinstance(node, list):
+            stack += [(value, [*path, i]) for i, value in reversed(list(enumerate(node)))]
+    return problems
 
 
 def registry_from_data(data: Any, source: str = "<registry>", known_kinds: Iterable[str] | None = None) -> Registry:
@@ -285,6 +342,10 @@ def _explain(error: Any, source: str) -> list[RegistryError]:
     path = list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     pattern = schema.get("pattern", "")
+    if path and path[-1] in _URL_KEYS and isinstance(error.instance, str) and _has_credentials(error.instance):
+        return [RegistryError(source, jsonschemas.json_path(path), "the URL holds a user name or password",
+                              "remove 'user:password@' (it would show in every output); put the secret in an "
+                              "environment variable and name it in api_key_env")]
     if error.validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         return [_unknown_key(source, [*path, key], key, allowed) for key in sorted(error.instance)
@@ -340,6 +401,14 @@ def _range(schema: Mapping[str, Any]) -> str:
     parts = [f"{words[key]} {schema[key]}" for key in _BOUNDS if key in schema]
     kind = "a whole number" if schema.get("type") == "integer" else "a number"
     return f"{kind} {' and '.join(parts)}"
+
+
+def _has_credentials(url: str) -> bool:
+    """``user:password@`` in the authority part of a URL (the value itself is never echoed)."""
+    rest = url.split("://", 1)[-1]
+    for end in "/?#":
+        rest = rest.split(end, 1)[0]
+    return "@" in rest
 
 
 def _unknown_key(source: str, path: list[Any], key: str, allowed: list[str]) -> RegistryError:

@@ -6,6 +6,7 @@ which files it keeps, and no two modules can disagree about a name. Like httpx's
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the
 
 # --- defaults -------------------------------------------------------------------------------------------
 DEFAULT_TTL_S = 30.0
+MAX_TTL_S = 366 * 86400.0
 CACHE_CHECK_INTERVAL_S = 0.5  # how often a long-lived Bridge looks whether another process rewrote the cache
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -41,6 +43,10 @@ MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and re
 MAX_INT_DIGITS = 20  # longer integers in a host's JSON are read as null (Python refuses past 4300 digits)
 MAX_NAME_CHARS = 256  # display names from a host are cut to this
 MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
+
+# --- limits on input files (README "Reliability") ---------------------------------------------------------
+MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
+MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
 
 # --- files in the state dir -----------------------------------------------------------------------------
 CACHE_FILE = "discovery-cache.json"
@@ -66,3 +72,16 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     if sys.platform == "win32" and env.get("APPDATA"):
         return Path(env["APPDATA"]) / APP_DIR_NAME
     return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_DIR_NAME
+
+
+def cache_ttl(text: str, where: str) -> float:
+    """``--cache-ttl`` or ``$BOOCODER_BRIDGE_CACHE_TTL`` as seconds: 0 (always ask) up to a year."""
+    from .errors import BridgeError
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_TTL_S:  # also false for NaN
+        raise BridgeError(f"{where} {text[:40]!r} is not a number of seconds; give 0 to {MAX_TTL_S:.0f}, e.g. 30")
+    return value
