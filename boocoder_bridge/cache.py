@@ -114,10 +114,10 @@ class DiscoveryCache:
             kept = None if report.available or old is None else old.good
             data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=kept)
         data.version = CACHE_VERSION
+        self.generation += 1  # the answers are used even if they cannot be kept
         try:
             atomic_write(self.path, data.model_dump_json(exclude_none=True))
             self._stamp = self._file_stamp()
-            self.generation += 1
-        except OSError as exc:
-            raise StateError(f"cannot write {self.path}: {exc.strerror or exc}; check the state dir "
-                             f"(--state-dir or {STATE_DIR_ENV})") from None
+        except StateError as exc:  # derived data: the commands still work, they only ask again next time
+            self.problem = f"{exc}; the answers are not kept (make the state dir writable: --state-dir or " \
+                           f"{STATE_DIR_ENV})"

@@ -41,7 +41,7 @@ class Favorites:
             if not create:
                 return None
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # files.py policy
             except OSError as exc:
                 raise self._fail(f"cannot create the state dir ({exc.strerror})", WRITABLE) from None
         try:

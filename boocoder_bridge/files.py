@@ -1,34 +1,114 @@
-"""How the bridge writes files: whole or not at all.
+"""How the bridge writes and reads files: whole or not at all, and never more than it means to.
 
-Why its own module: the write policy (temp file beside the target, fsync, rename) is one rule that the cache,
-the generated opencode config and ``generate --out`` all follow.
+Why its own module: the write policy is one rule that the cache, the generated opencode config and
+``generate --out`` all follow (README "Files the bridge writes"):
+
+- **Atomic**: a temp file beside the target, fsync, then rename; readers see the old or the new file, whole.
+  A failed write (read-only, full disk) leaves the old file as it was and removes its temp file.
+- **Links**: a symlink is followed and its final target is replaced; the link stays a link.
+- **Modes**: an existing file keeps its permission bits. A new file gets ``0666 & ~umask`` like any editor's;
+  folders the bridge creates (the state dir) are ``0700``, so what is inside is private to the user.
+- **Only regular files**: a directory, fifo or device at the target is an error, never written into.
+- **Leftovers**: temp files are named ``.NAME.PID.RANDOM.tmp``. A write of NAME removes the ones whose process
+  is gone (a killed write), and any older than an hour; a live writer's temp file is left alone.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
+import sys
+import time
 from pathlib import Path
+
+from .errors import StateError
+
+LEFTOVER_AGE_S = 3600.0  # a temp file this old is a leftover even if its PID is alive again (reused)
 
 
 class ReadRefused(ValueError):
     """A file that :func:`read_capped` will not read: not a regular file, or over the size cap."""
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename: readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool = False) -> Path:
+    """Write ``text`` to ``path`` by the policy above; returns the file really written (a link's target).
+
+    ``skip_if_same`` leaves an unchanged file alone (its mtime too). Raises :class:`StateError` (exit 4)
+    naming the file, with the system's reason.
+    """
+    target = Path(os.path.realpath(path))
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_leftovers(target)
+        try:
+            info: os.stat_result | None = target.stat()
+        except FileNotFoundError:
+            info = None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise IsADirectoryError(0, f"it is {kind}")
+        if skip_if_same and info is not None and info.st_size == len(data) and target.read_bytes() == data:
+            return target
+        _replace(target, data, None if info is None else stat.S_IMODE(info.st_mode))
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or exc.__class__.__name__
+        raise StateError(f"cannot write {Path(path)}: {reason}"
+                         + (f" (writing {target})" if target != Path(path).absolute() else "")) from None
+    return target
+
+
+def _replace(target: Path, data: bytes, mode: int | None) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+    try:
+        try:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            elif mode is not None:
+                os.chmod(tmp, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temp files of ``target`` left by a killed write (see the module docstring); best effort."""
+    prefix = f".{target.name}."
+    try:
+        names = [n for n in os.listdir(target.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        leftover = target.parent / name
+        try:
+            old = now - leftover.lstat().st_mtime > LEFTOVER_AGE_S
+            if old or (pid_text.isdigit() and not _alive(int(pid_text))):
+                leftover.unlink()
+        except OSError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there: rely on the age only
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:

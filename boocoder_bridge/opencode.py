@@ -49,12 +49,7 @@ def render(config: dict[str, Any]) -> str:
 
 
 def write_config(path: Path, config: dict[str, Any]) -> str:
-    """Write atomically; returns the text written. An unchanged file is left alone (its mtime too)."""
+    """Write atomically (``files.atomic_write``); returns the text written. An unchanged file is left alone."""
     text = render(config)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return text
-    except OSError:
-        pass
-    atomic_write(path, text)
+    atomic_write(path, text, skip_if_same=True)
     return text

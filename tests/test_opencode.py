@@ -11,6 +11,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from boocoder_bridge import Bridge
+from boocoder_bridge.errors import StateError
 from boocoder_bridge.opencode import render, write_config
 from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
 from tests.helpers import deepseek, down
@@ -126,7 +127,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(StateError, match=f"cannot write {target}: disk full"):
         write_config(target, {"provider": {"b": {}}})
     assert target.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["opencode.json"]  # no temp file left behind
