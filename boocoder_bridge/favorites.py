@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 from .errors import StateError
+from .files import ensure_dir
 from .settings import STATE_DIR_ENV
 
 APPLICATION_ID = 0x42_6F_6F_42  # "BooB": marks the file as ours
@@ -41,7 +42,7 @@ class Favorites:
             if not create:
                 return None
             try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # files.py policy
+                ensure_dir(self.path.parent)
             except OSError as exc:
                 raise self._fail(f"cannot create the state dir ({exc.strerror})", WRITABLE) from None
         try:

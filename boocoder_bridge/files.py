@@ -31,6 +31,11 @@ class ReadRefused(ValueError):
     """A file that :func:`read_capped` will not read: not a regular file, or over the size cap."""
 
 
+def ensure_dir(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if missing; the folder itself is made ``0700`` (the policy above)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool = False) -> Path:
     """Write ``text`` to ``path`` by the policy above; returns the file really written (a link's target).
 
@@ -40,7 +45,7 @@ def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool 
     target = Path(os.path.realpath(path))
     data = text.encode("utf-8")
     try:
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_dir(target.parent)
         _remove_leftovers(target)
         try:
             info: os.stat_result | None = target.stat()

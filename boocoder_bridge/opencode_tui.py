@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import ModelIdError
-from .files import atomic_write
+from .files import atomic_write, ensure_dir
 from .ids import ModelRef
 from .settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
 from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
@@ -155,7 +155,7 @@ def _locked(path: Path) -> Iterator[None]:
     except ImportError:  # Windows: no advisory lock; the merge still loses nothing it can see
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
