@@ -154,18 +154,18 @@ def test_duplicate_keys_are_reported_with_their_path(tmp_path, run_cli, text: st
     '"models": {"m": {"name": ' + "[" * 900 + "]" * 900 + '}}}}}',
     '{"default_provider": "home", "providers": {"home": {"kind": "llama-swap", "base_url": "http://h:1"}}}'
     + " " * (2 << 20),
-])
+], ids=["nan", "5000-digit-int", "nested-100000", "nested-900", "2MiB"])
 def test_hostile_registry_text_is_one_line(tmp_path, body: str) -> None:
     registry = tmp_path / "fleet.json"
     registry.write_text(body)
-    line = one_error_line(run_process("--registry", str(registry), "validate", timeout=30))
+    line = one_error_line(run_process("--registry", str(registry), "validate", timeout=120))
     assert str(registry) in line
 
 
 def test_a_fifo_registry_does_not_hang(tmp_path) -> None:
     fifo = tmp_path / "fleet.json"
     os.mkfifo(fifo)
-    line = one_error_line(run_process("--registry", str(fifo), "validate", timeout=30))
+    line = one_error_line(run_process("--registry", str(fifo), "validate", timeout=120))
     assert f"{fifo}: $: not a regular file" in line
 
 
@@ -173,10 +173,10 @@ def test_a_fifo_registry_does_not_hang(tmp_path) -> None:
 def test_a_device_registry_is_refused_without_reading_it(device: str) -> None:
     if not Path(device).exists():
         pytest.skip(f"{device} does not exist here")
-    line = one_error_line(run_process("--registry", device, "validate", timeout=30))
+    line = one_error_line(run_process("--registry", device, "validate", timeout=120))
     assert f"{device}: $: not a regular file" in line
 
 
 def test_a_directory_registry_is_one_line(tmp_path) -> None:
-    line = one_error_line(run_process("--registry", str(tmp_path), "validate", timeout=30))
+    line = one_error_line(run_process("--registry", str(tmp_path), "validate", timeout=120))
     assert f"{tmp_path}: $:" in line
