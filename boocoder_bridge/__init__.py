@@ -25,7 +25,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .hostdata import HostModel, ProviderReport, parse_model_list, positive_int
 from .ids import ModelRef
-from .kinds import ProviderKind
+from .kinds import ModelState, ProviderKind, PushUnsupported
 from .registry import Provider, Registry
 from .routing import Route
 
@@ -49,12 +49,14 @@ __all__ = [
     "HostModel",
     "ModelIdError",
     "ModelRef",
+    "ModelState",
     "OpencodeNotFoundError",
     "PluginError",
     "Provider",
     "ProviderKind",
     "ProviderReport",
     "ProviderUnavailableError",
+    "PushUnsupported",
     "Refused",
     "Registry",
     "RegistryError",

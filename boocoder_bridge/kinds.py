@@ -1,4 +1,4 @@
-"""The provider-kind base class: how a kind of server lists its models.
+"""The provider-kind base class: how a kind of server lists its models, and (optionally) pushes changes.
 
 Kinds are registered through the ``register_provider_kinds`` hook; the built-in ones live in
 :mod:`boocoder_bridge.default_plugins` and are registered like any plugin's.
@@ -6,13 +6,31 @@ Kinds are registered through the ``register_provider_kinds`` hook; the built-in 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
 
 from .hostdata import HostModel, parse_model_list
 
 if TYPE_CHECKING:
     from .discovery import HostClient
+    from .registry import Provider
+
+
+class ModelState(BaseModel):
+    """One model as a host's push channel reports it: its state and, when the host says, its context size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    state: str
+    context_window: int | None = None
+
+
+class PushUnsupported(Exception):
+    """The host has no push channel (an older release): ``serve`` polls it instead."""
 
 
 @dataclass(frozen=True)
@@ -30,3 +48,14 @@ class ProviderKind:
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
         """Models and the count of entries skipped; raise :class:`boocoder_bridge.HostError` for a bad answer."""
         return parse_model_list(await client.get_json("/v1/models"), notes=client.notes)
+
+    def watch(self, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[list[ModelState]]:
+        """The host's push channel, for ``serve``: yield the whole model list each time the host reports a
+        change, until the connection ends. A kind without one leaves this alone and is only polled. Raise
+        :class:`PushUnsupported` when a host turns out to have none, :class:`HostError` for a bad answer."""
+        raise PushUnsupported(f"the {self.name} kind has no push channel")
+
+
+def has_push_channel(kind: ProviderKind) -> bool:
+    """Whether ``kind`` overrides :meth:`ProviderKind.watch` (llama-swap does; plain OpenAI servers do not)."""
+    return type(kind).watch is not ProviderKind.watch

@@ -59,6 +59,7 @@ class Provider(BaseModel):
     enabled_if_env: str | None = None
     discover: bool = True
     timeout_s: float = Field(default=2.0, gt=0, le=600)
+    refresh_s: float = Field(default=15.0, ge=1, le=86400)  # `serve` re-discovers this often (with jitter)
     bare_ids: tuple[str, ...] = ()
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 

@@ -8,14 +8,17 @@ import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +28,7 @@ from .catalog import Catalog
 from .errors import BridgeError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
+from .live import LiveCatalog
 from .routing import Purpose, Route
 from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
@@ -92,13 +96,60 @@ class HostLane:
         return await asyncio.shield(flight)  # a caller that goes away does not cancel the others' answer
 
 
+STATIC = FilePath(__file__).with_name("static")
+# The picker page loads only its own files and talks only to this server: no inline script or style, no eval.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "base-uri 'none'; form-action 'none'")
+PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
+
+
+class _PageHeaders:
+    """Adds :data:`PAGE_HEADERS` to every answer (plain ASGI, so the event stream is not buffered)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {key.lower() for key, _ in message.get("headers", [])}
+                extra = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()
+                         if k.lower().encode() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
-               allowed_hosts: Iterable[str] = ()) -> FastAPI:
-    """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard)."""
+               allowed_hosts: Iterable[str] = (), live: bool = True) -> FastAPI:
+    """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard).
+
+    With ``live`` (run with its lifespan, as ``serve`` does) the catalog is kept current in the background and
+    pushed on ``GET /api/events``; otherwise each request reads the cache or asks the hosts.
+    """
+    catalog = LiveCatalog(bridge)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if live:
+            await catalog.start()
+        try:
+            yield
+        finally:
+            await catalog.stop()
+
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, so offline they would show nothing.
     # The OpenAPI document itself stays at /openapi.json for tools.
-    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__, docs_url=None, redoc_url=None)
+    app = FastAPI(title="boocoder-bridge", version="1", description=__doc__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.state.live = catalog
+    app.add_middleware(_PageHeaders)
     app.add_middleware(RequestGuard, policy=HostPolicy(bound, allowed_hosts), token=token)
     lane = HostLane()
 
@@ -127,8 +178,12 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
     @app.get("/api/models", response_model=Catalog, responses=_ERRORS)
     async def models(refresh: bool = False) -> Response:
-        """The catalog (the ``models --json`` contract), served from memory until the cache, the favorites or a
-        provider's status changes."""
+        """The catalog (the ``models --json`` contract). In ``serve``: the live state at once (``refresh`` waits
+        until every host was asked again); otherwise from memory until the cache, favorites or a status change."""
+        if catalog.running:
+            if refresh:
+                await catalog.refresh()
+            return Response(catalog.current_json, media_type="application/json")
         if refresh:
             body = await lane.coalesced("refresh", lambda: lane.run(bridge.catalog_json, True))
         else:
@@ -144,6 +199,22 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
             rows = await lane.run(bridge.providers, False)
         return ProvidersBody(providers=rows)
 
+    @app.get("/api/events", include_in_schema=False)
+    async def events(last_event_id: str | None = Header(default=None, max_length=200)) -> Response:
+        """Server-Sent Events: a ``catalog`` event with the newest version at once, then one per change."""
+        if not catalog.running:
+            return JSONResponse({"error": "the live catalog runs only in serve"}, status_code=503)
+        return StreamingResponse(catalog.stream(last_event_id), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The picker page (``static/``): Favorites first, then each provider, updated live."""
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/api/favorites", response_model=FavoritesBody, responses=_ERRORS)
     def favorites() -> FavoritesBody:
         return FavoritesBody(favorites=bridge.list_favorites())
@@ -157,6 +228,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
             bridge.add_favorite(model_id)
         else:
             bridge.remove_favorite(model_id)
+        catalog.favorites_changed()
         return FavoritesBody(favorites=bridge.favorites.list())
 
     @app.get("/api/resolve", response_model=Route, responses=_ERRORS)
@@ -244,7 +316,13 @@ def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     sock = bind(host, port)
     if ready is not None:
         ready(url_of(sock))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.live.close()  # end the event streams first: shutdown waits for open responses
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     try:
         server.run(sockets=[sock])
     finally:

@@ -1,5 +1,6 @@
 """The ``llama-swap`` kind, and everything specific to llama-swap: its ``meta.llamaswap`` keys in ``/v1/models``,
-``/running`` and ``/upstream/<model>/props`` for live context sizes of loaded models.
+``/running`` and ``/upstream/<model>/props`` for live context sizes of loaded models, and ``/api/events`` (the
+push channel ``serve`` follows).
 
 Uses only the public API, so a third-party kind can do all of this too. asyncio is imported inside the
 functions that need it: building the plugin list must stay cheap for commands served from the cache.
@@ -7,17 +8,27 @@ functions that need it: building the plugin list must stay cheap for commands se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from boocoder_bridge import HostError, HostModel, ProviderKind, hookimpl, parse_model_list, positive_int
+from boocoder_bridge import (
+    HostError,
+    HostModel,
+    ModelState,
+    ProviderKind,
+    PushUnsupported,
+    hookimpl,
+    parse_model_list,
+    positive_int,
+)
 from boocoder_bridge.default_plugins.llama_cpp import slot_context  # /upstream/<m>/props is llama.cpp's /props
 from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
 
 if TYPE_CHECKING:
-    from boocoder_bridge import HostClient
+    from boocoder_bridge import HostClient, Provider
 
 
 def read_llamaswap_meta(entry: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +120,54 @@ class LlamaSwapKind(ProviderKind):
     async def list_models(self, client: HostClient) -> tuple[list[HostModel], int]:
         models, skipped = parse_models(await client.get_json("/v1/models"), client.notes)
         return await live_context(client, models), skipped
+
+    async def watch(self, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[list[ModelState]]:
+        """``GET /api/events`` (current releases): a ``modelStatus`` message on connect and on every change.
+
+        Older hosts answer 404: :class:`PushUnsupported`, and ``serve`` polls them. Needs the API key like
+        every other request. No read timeout: an idle host sends nothing at all; a host that vanished without
+        closing the connection is noticed by the poll loop, which then drops this stream.
+        """
+        import httpx
+
+        from boocoder_bridge import HostClient
+        from boocoder_bridge.sse import read_events
+
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+            headers = {**HostClient(http, provider, env).headers, "Accept": "text/event-stream"}
+            async with http.stream("GET", provider.base_url + "/api/events", headers=headers,
+                                   timeout=httpx.Timeout(provider.timeout_s, read=None)) as response:
+                if response.status_code in (404, 405):
+                    raise PushUnsupported(f"/api/events answered HTTP {response.status_code}")
+                if not response.is_success:
+                    raise HostError("error", f"/api/events answered HTTP {response.status_code}")
+                async for event in read_events(response.aiter_bytes()):
+                    states = parse_model_status(event.data)
+                    if states is not None:
+                        yield states
+
+
+def parse_model_status(data: str) -> list[ModelState] | None:
+    """One ``/api/events`` message: its model list when it is a ``modelStatus`` message, else None.
+
+    The envelope is ``{"type": ..., "data": ...}``, and llama-swap sends ``data`` as a JSON *string* holding the
+    list (a list itself is accepted too). Each entry: ``id``, ``state`` (``stopped``, ``starting``, ``ready``,
+    ``stopping``, ...), and on newer releases ``context_length``. Entries without a string ``id`` are skipped.
+    """
+    try:
+        envelope = json.loads(data)
+        body: Any = envelope.get("data") if isinstance(envelope, dict) else None
+        if not isinstance(envelope, dict) or envelope.get("type") != "modelStatus":
+            return None
+        if isinstance(body, str):
+            body = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(body, list):
+        return None
+    return [ModelState(id=entry["id"], state=entry["state"][:40] if isinstance(entry.get("state"), str) else "",
+                       context_window=positive_int(entry.get("context_length")))
+            for entry in body if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]]
 
 
 LLAMA_SWAP = LlamaSwapKind()

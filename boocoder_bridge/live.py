@@ -1,0 +1,378 @@
+"""The live catalog behind ``serve``: every provider's state kept current in the background, pushed to clients.
+
+Why: the picker must show a host going down and coming back, a favorite added by another process and a context
+window that became known, without anybody asking again. So ``serve`` owns one :class:`LiveCatalog` that
+
+- re-discovers each network provider on its own loop (``refresh_s`` from the registry, with jitter so hosts are
+  not asked in lockstep; faster with backoff while a provider is down, so its return is seen within seconds),
+- listens to a host's push channel when its kind has one (llama-swap's ``GET /api/events``): any model status
+  message makes that provider be discovered again at once, and a dropped stream does too (the host may be
+  gone); the stream reconnects with backoff; a host without one (404) is simply polled,
+- watches the favorites database, including writes by other processes,
+- rebuilds the catalog after each of these and, when its JSON changed, publishes it as a new version.
+
+Clients read :attr:`LiveCatalog.catalog` (no request ever waits on a host) or follow :meth:`LiveCatalog.stream`.
+Every version is a full snapshot, encoded once for all clients: a client that falls behind (or reconnects with
+an old ``Last-Event-ID``) simply gets the newest one, so nothing is ever queued per client and a slow client
+only slows itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from . import sse
+from .catalog import AVAILABLE, Catalog, build_catalog
+from .errors import BridgeError
+from .hostdata import HostModel, ProviderReport, static_report
+from .kinds import PushUnsupported, has_push_channel
+from .registry import Provider
+from .routing import Resolver
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+    from .kinds import ModelState
+
+log = logging.getLogger("boocoder_bridge")
+
+STARTUP_WAIT_S = 3.0  # serve starts answering after the first round, or this long at most
+JITTER = 0.1  # every wait is stretched or shrunk by up to 10 %
+RETRY_FIRST_S = 0.5  # a provider that is down is asked again after 0.5, 1, 2, 4 s ...
+RETRY_MAX_S = 4.0  # ... but never less often than this (or its refresh_s, if shorter)
+WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff up to this
+FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
+FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
+KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
+CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
+EVENT = "catalog"
+
+
+class CatalogEvent(BaseModel):
+    """The ``data`` of each ``catalog`` event on ``GET /api/events`` (its SSE ``id`` is ``version``)."""
+
+    version: str
+    changed: list[str]  # "favorites" and/or provider ids whose group changed; every section on a full snapshot
+    catalog: Catalog
+
+
+def jittered(seconds: float) -> float:
+    return seconds * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+class LiveCatalog:
+    """The live state of one ``serve`` process. Create, ``await start()``, ``await stop()``; all in one loop."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.epoch = secrets.token_hex(4)  # versions restart with the process; the epoch tells them apart
+        self.version = 0
+        self.reports: dict[str, ProviderReport] = {}
+        self.pushed: dict[str, dict[str, ModelState]] = {}  # provider -> model -> what its push channel said
+        self.favorites: list[str] = []
+        self._catalog: Catalog | None = None
+        self._json = ""
+        self._frame = b""
+        self._groups: dict[str, str] = {}
+        self._favorites_json = ""
+        self._published = asyncio.Event()  # replaced by a new one at every version
+        self._closing = asyncio.Event()
+        self._pokes: dict[str, asyncio.Event] = {}
+        self._rounds: dict[str, asyncio.Future[None]] = {}
+        self._favorites_poke = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._streams: dict[str, asyncio.Task[None]] = {}
+        self._discovered: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.clients = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and not self._closing.is_set()
+
+    @property
+    def current(self) -> Catalog:
+        """The newest catalog (built from the cache before the first round of discovery ends)."""
+        assert self._catalog is not None, "start() first"
+        return self._catalog
+
+    @property
+    def current_json(self) -> str:
+        """:attr:`current` as JSON, encoded once per version."""
+        return self._json
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.epoch}-{self.version}"
+
+    async def start(self, wait_s: float = STARTUP_WAIT_S) -> None:
+        """Start the loops; return after the first round of discovery (or ``wait_s``), with a catalog to serve."""
+        self._loop = asyncio.get_running_loop()
+        bridge = self.bridge
+        with contextlib.suppress(BridgeError):
+            self.favorites = await asyncio.to_thread(bridge.favorites.list)
+        first: list[asyncio.Future[None]] = []
+        for pid, provider in bridge.registry.providers.items():
+            if not (provider.discover and provider.enabled(bridge.env)):
+                self.reports[pid] = static_report(provider, bridge.env)
+                continue
+            entry = bridge.cache.entry(provider)
+            self.reports[pid] = entry.latest if entry else ProviderReport(
+                provider=pid, status="offline", error="not checked yet")
+            self._pokes[pid] = asyncio.Event()
+            first.append(self._round(pid))
+            self._tasks.append(asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}"))
+            if has_push_channel(bridge.kinds[provider.kind]):
+                self._tasks.append(asyncio.create_task(self._watch_loop(provider), name=f"watch:{pid}"))
+        self._tasks.append(asyncio.create_task(self._favorites_loop(), name="live:favorites"))
+        self._rebuild()
+        if first:
+            await asyncio.wait(first, timeout=wait_s)
+
+    def close(self) -> None:
+        """End every event stream now (called when the server is asked to stop; safe from any thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._set_closing)
+
+    def _set_closing(self) -> None:
+        self._closing.set()
+        self._published.set()  # wakes every stream, which then sees it is closing
+
+    async def stop(self) -> None:
+        self._set_closing()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # --- what changes the state ----------------------------------------------------------------------------
+
+    def _round(self, pid: str) -> asyncio.Future[None]:
+        """A future that resolves after ``pid``'s next discovery (shared by everyone waiting for it)."""
+        future = self._rounds.get(pid)
+        if future is None or future.done():
+            future = self._rounds[pid] = asyncio.get_running_loop().create_future()
+        return future
+
+    def poke(self, pid: str) -> None:
+        """Discover ``pid`` again now instead of at its next turn."""
+        if pid in self._pokes:
+            self._pokes[pid].set()
+
+    async def refresh(self, timeout_s: float | None = None) -> Catalog:
+        """Discover every network provider now (joining discoveries already under way) and return the catalog."""
+        waits = [self._round(pid) for pid in self._pokes]
+        for pid in self._pokes:
+            self.poke(pid)
+        if waits:
+            limit = timeout_s or max(p.timeout_s for p in self.bridge.registry.providers.values()) + 1.0
+            await asyncio.wait(waits, timeout=limit)
+        return self.current
+
+    def favorites_changed(self) -> None:
+        """This process changed favorites: read them again now (safe from any thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._favorites_poke.set)
+
+    async def _provider_loop(self, provider: Provider) -> None:
+        from .discovery import discover_async  # httpx loads only in a process that serves
+
+        bridge, failures = self.bridge, 0
+        lister = bridge.kinds[provider.kind].list_models
+        poke = self._pokes[provider.id]
+        while not self._closing.is_set():
+            poke.clear()
+            round_ = self._round(provider.id)
+            try:
+                found = await discover_async(bridge.registry, lambda _p: lister, only=[provider.id], env=bridge.env)
+                report = found[provider.id]
+            except Exception as exc:  # a plugin's kind may fail in any way: that provider shows the error
+                log.warning("discovering %s failed: %s", provider.id, exc)
+                report = ProviderReport(provider=provider.id, status="error", fetched_at=time.time(),
+                                        error=f"discovery failed ({exc.__class__.__name__})")
+            self._set_report(provider.id, report)
+            if not round_.done():
+                round_.set_result(None)
+            await self._store(provider, report)
+            failures = 0 if report.status in AVAILABLE else failures + 1
+            delay = provider.refresh_s if not failures else min(
+                RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S, provider.refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poke.wait(), jittered(delay))
+
+    async def _store(self, provider: Provider, report: ProviderReport) -> None:
+        """Share the answer with other processes (the CLI, ``generate --offline``) through the cache file."""
+        try:
+            await asyncio.to_thread(self.bridge.cache.store, {provider.id: provider}, {provider.id: report})
+        except BridgeError as exc:  # a read-only state dir: the live catalog still works
+            log.warning("%s", exc)
+
+    def _set_report(self, pid: str, report: ProviderReport) -> None:
+        self.reports[pid] = report
+        self._discovered.add(pid)
+        stream = self._streams.get(pid)
+        if report.status not in AVAILABLE and stream is not None and not stream.done():
+            stream.cancel()  # a host that stopped answering may have left a half-open stream: drop it
+        self._rebuild()
+
+    async def _watch_loop(self, provider: Provider) -> None:
+        """Follow the provider's push channel; every message or drop triggers a discovery of that provider."""
+        failures = 0
+        while not self._closing.is_set():
+            received = [0]
+            follow = asyncio.create_task(self._follow(provider, received))
+            self._streams[provider.id] = follow
+            try:
+                await follow
+            except PushUnsupported as exc:  # an older host: polling it is all we can do, until it changes
+                log.info("%s has no push channel (%s); polling it every %g s", provider.id, exc, provider.refresh_s)
+                await self._wait_for_change(provider.id)
+                continue
+            except asyncio.CancelledError:
+                if self._closing.is_set() or not follow.cancelled():
+                    follow.cancel()
+                    raise
+                # only the stream was cancelled: its host went down (see _set_report)
+            except Exception as exc:  # a dropped or bad stream is routine: reconnect
+                log.debug("push channel of %s ended: %s", provider.id, exc)
+            finally:
+                self._streams.pop(provider.id, None)
+                if self.pushed.pop(provider.id, None) is not None:
+                    self._rebuild()
+            self.poke(provider.id)  # the stream ended: maybe the host is gone, look now
+            failures = 1 if received[0] else failures + 1  # a stream that worked a while starts over
+            delay = min(RETRY_FIRST_S * 2 ** (failures - 1), WATCH_RETRY_MAX_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), jittered(delay))
+
+    async def _follow(self, provider: Provider, received: list[int]) -> None:
+        async for states in self.bridge.kinds[provider.kind].watch(provider, self.bridge.env):
+            received[0] += 1
+            self._apply_pushed(provider.id, states)
+
+    async def _wait_for_change(self, pid: str) -> None:
+        """Wait until the provider went down and came back (it may have been upgraded meanwhile)."""
+        seen_down = False
+        while not self._closing.is_set():
+            status = self.reports[pid].status
+            seen_down = seen_down or (pid in self._discovered and status not in AVAILABLE)
+            if seen_down and status in AVAILABLE:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._published.wait(), 60)
+
+    def _apply_pushed(self, pid: str, states: list[ModelState]) -> None:
+        new = {s.id: s for s in states}
+        old = self.pushed.get(pid)
+        self.pushed[pid] = new
+        if old is None or {k: v.state for k, v in old.items()} != {k: v.state for k, v in new.items()}:
+            self.poke(pid)  # a model loaded, stopped, appeared or left: ask the host for the details
+        if old is None or old != new:
+            self._rebuild()
+
+    async def _favorites_loop(self) -> None:
+        path = self.bridge.favorites.path
+        stamp, reread_at = _stamp(path), time.monotonic() + FAVORITES_REREAD_S
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._favorites_poke.wait(), FAVORITES_CHECK_S)
+            poked = self._favorites_poke.is_set()
+            self._favorites_poke.clear()
+            now_stamp = _stamp(path)
+            if not poked and now_stamp == stamp and time.monotonic() < reread_at:
+                continue
+            stamp, reread_at = now_stamp, time.monotonic() + FAVORITES_REREAD_S
+            try:
+                favorites = await asyncio.to_thread(self.bridge.favorites.list)
+            except BridgeError as exc:  # unreadable now: keep showing the last good list
+                log.warning("%s", exc)
+                continue
+            if favorites != self.favorites:
+                self.favorites = favorites
+                self._rebuild()
+
+    # --- the published catalog -----------------------------------------------------------------------------
+
+    def _effective(self, pid: str) -> ProviderReport:
+        """The report with what the push channel told us since (a context size the list did not carry)."""
+        report = self.reports[pid]
+        pushed = self.pushed.get(pid)
+        if not pushed or report.status not in AVAILABLE:
+            return report
+        models: list[HostModel] = []
+        for model in report.models:
+            state = pushed.get(model.id)
+            if state is not None and model.context_window is None and state.context_window:
+                model = model.model_copy(update={"context_window": state.context_window,
+                                                 "context_source": "events"})
+            models.append(model)
+        return report.model_copy(update={"models": models})
+
+    def _rebuild(self) -> None:
+        bridge = self.bridge
+        reports = {pid: self._effective(pid) for pid in bridge.registry.providers}
+        resolver = Resolver(bridge.registry, reports, bridge._context_hook, bridge.env)
+        catalog = build_catalog(bridge.registry, reports, resolver, self.favorites)
+        body = catalog.model_dump_json()
+        if body == self._json:
+            return
+        groups = {g.id: g.model_dump_json() for g in catalog.providers}
+        favorites = catalog.model_dump_json(include={"favorites"})
+        changed = (["favorites"] if favorites != self._favorites_json else []) + [
+            pid for pid, text in groups.items() if self._groups.get(pid) != text]
+        self._catalog, self._json, self._groups, self._favorites_json = catalog, body, groups, favorites
+        self.version += 1
+        self._frame = self._encode(changed)
+        self._published.set()  # wake every client; they read the newest frame
+        self._published = asyncio.Event()
+
+    def _encode(self, changed: list[str]) -> bytes:
+        event = CatalogEvent(version=self.event_id, changed=changed, catalog=self.current)
+        return sse.frame(EVENT, event.model_dump_json(), self.event_id)
+
+    # --- event stream ----------------------------------------------------------------------------------------
+
+    async def stream(self, last_event_id: str | None = None) -> AsyncIterator[bytes]:
+        """``GET /api/events``: the newest version at once (unless ``last_event_id`` is it), then each new one.
+
+        A client that missed versions gets the newest full snapshot, which says everything it missed (its
+        ``changed`` lists every section). Ends when the server shuts down.
+        """
+        self.clients += 1
+        try:
+            yield f"retry: {CLIENT_RETRY_MS}\n\n".encode()
+            sent = last_event_id
+            while not self._closing.is_set():
+                if sent != self.event_id:
+                    frame = self._frame if sent == f"{self.epoch}-{self.version - 1}" else self._snapshot()
+                    sent = self.event_id
+                    yield frame
+                    continue
+                try:
+                    await asyncio.wait_for(self._published.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield sse.comment("keep-alive")
+        finally:
+            self.clients -= 1
+
+    def _snapshot(self) -> bytes:
+        return self._encode(["favorites", *self._groups])
+
+
+def _stamp(path: os.PathLike[str]) -> tuple[Any, ...] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size

@@ -1,0 +1,256 @@
+// The boocoder-bridge model picker: Favorites first, then one section per provider, kept live by the
+// server's event stream (GET api/events). Plain DOM, no library, no build step. Every text that comes from a
+// host is set with textContent, never parsed as HTML, and nothing here needs inline script or style, so the
+// page runs under the strict Content-Security-Policy the server sends.
+//
+// Embedding contract (see the README):
+//   section[data-section="favorites" | <provider id>]   [data-status] holds a provider's status as text
+//   [data-model-id="<provider>/<model>"]                 one row per model; a favorite has a row in both sections
+//   button.star[aria-pressed]                            accessible name "favorite <model name>"
+//   document event "boocoder:select"                     detail: {id, provider, model, name, context_window}
+//   ?select[=<origin>]                                   also post {type: "boocoder:select", ...} to the opener
+//                                                        (or parent frame), to <origin> only when given
+"use strict";
+
+(function () {
+  const SELECT_EVENT = "boocoder:select";
+  const main = document.getElementById("picker");
+  const live = document.getElementById("live");
+  const params = new URLSearchParams(window.location.search);
+  const selectMode = params.has("select");
+  const targetOrigin = originOf(params.get("select"));
+  let catalog = null;
+  let fromStream = false;
+  let chosen = null;
+  let pollTimer = null;
+
+  function originOf(text) {
+    try {
+      return text ? new URL(text).origin : "*";
+    } catch (error) {
+      return "*";
+    }
+  }
+
+  function el(tag, attributes, children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value !== null && value !== undefined) node.setAttribute(name, String(value));
+    }
+    for (const child of children || []) {
+      node.append(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function contextText(size) {
+    if (!size) return "context unknown";
+    const k = size / 1024;
+    return (Number.isInteger(k) ? k + "K" : size.toLocaleString("en")) + " context";
+  }
+
+  function setLive(state, text) {
+    live.dataset.live = state;
+    live.textContent = text;
+  }
+
+  // --- rendering ------------------------------------------------------------------------------------------
+
+  function row(model, note) {
+    const star = el("button", {
+      type: "button", class: "star", "aria-pressed": model.favorite ? "true" : "false",
+      "aria-label": "favorite " + model.name, title: model.favorite ? "Remove from favorites" : "Add to favorites",
+      tabindex: "-1",
+    }, [model.favorite ? "★" : "☆"]);
+    const names = el("span", { class: "names" }, [
+      el("span", { class: "name" }, [model.name]),
+      el("span", { class: "id" }, [note ? model.id + " · " + note : model.id]),
+    ]);
+    const li = el("li", {
+      class: "row", tabindex: "0", "data-model-id": model.id,
+      "aria-current": chosen === model.id ? "true" : null,
+      "aria-label": model.name + ", " + model.id + ", " + contextText(model.context_window)
+        + (model.favorite ? ", favorite" : ""),
+    }, [star, names, el("span", { class: "ctx" }, [contextText(model.context_window)])]);
+    li.modelData = model;
+    return li;
+  }
+
+  function section(id, title, headerExtras, body) {
+    const heading = el("h2", { id: "section-" + id }, [title]);
+    return el("section", { "data-section": id, "aria-labelledby": "section-" + id }, [
+      el("header", { class: "section-head" }, [heading, ...headerExtras]),
+      ...body,
+    ]);
+  }
+
+  function note(text) {
+    return el("p", { class: "note" }, [text]);
+  }
+
+  function render(data) {
+    catalog = data;
+    const focus = rememberFocus();
+    const labels = Object.fromEntries(data.providers.map((group) => [group.id, group.label]));
+    const sections = [];
+    sections.push(section("favorites", "Favorites", [], data.favorites.length
+      ? [el("ul", { class: "rows" }, data.favorites.map((m) => row(m, labels[m.provider])))]
+      : [note("No favorites to show. Star a model to add it; favorites of a provider that is down come back "
+        + "when it is up again.")]));
+    for (const group of data.providers) {
+      const status = el("span", { class: "status", "data-status": group.status }, [group.status]);
+      const extras = [el("span", { class: "kind" }, [group.kind]), status];
+      const body = [];
+      if (group.error) body.push(el("p", { class: "reason" }, [group.error]));
+      if (group.models.length) {
+        body.push(el("ul", { class: "rows" }, group.models.map((m) => row(m, null))));
+      } else if (group.status === "online" || group.status === "static") {
+        body.push(note("No models."));
+      }
+      sections.push(section(group.id, group.label, extras, body));
+    }
+    main.replaceChildren(...sections);
+    main.setAttribute("aria-busy", "false");
+    restoreFocus(focus);
+  }
+
+  function rememberFocus() {
+    const active = document.activeElement;
+    const rowNode = active && active.closest ? active.closest("[data-model-id]") : null;
+    if (!rowNode) return null;
+    return {
+      section: rowNode.closest("[data-section]").dataset.section,
+      id: rowNode.dataset.modelId,
+      star: active.classList.contains("star"),
+      index: rows().indexOf(rowNode),
+    };
+  }
+
+  function restoreFocus(focus) {
+    if (!focus) return;
+    let target = rows().find((node) => node.dataset.modelId === focus.id
+      && node.closest("[data-section]").dataset.section === focus.section);
+    if (!target) target = rows()[Math.min(focus.index, rows().length - 1)];  // its row left: stay close by
+    if (!target) return;
+    (focus.star && target.dataset.modelId === focus.id ? target.querySelector(".star") : target).focus();
+  }
+
+  function rows() {
+    return Array.from(main.querySelectorAll("[data-model-id]"));
+  }
+
+  // --- actions ----------------------------------------------------------------------------------------------
+
+  function choose(rowNode) {
+    const model = rowNode.modelData;
+    chosen = model.id;
+    for (const node of rows()) {
+      if (node.dataset.modelId === chosen) node.setAttribute("aria-current", "true");
+      else node.removeAttribute("aria-current");
+    }
+    const detail = {
+      id: model.id, provider: model.provider, model: model.model, name: model.name,
+      context_window: model.context_window,
+    };
+    document.dispatchEvent(new CustomEvent(SELECT_EVENT, { detail, bubbles: true }));
+    if (selectMode) {
+      const target = window.opener || (window.parent !== window ? window.parent : null);
+      if (target) target.postMessage({ type: SELECT_EVENT, ...detail }, targetOrigin);
+    }
+    setLive(live.dataset.live, "Chosen: " + model.id);
+  }
+
+  async function toggleFavorite(rowNode) {
+    const model = rowNode.modelData;
+    const on = !model.favorite;
+    const stars = rows().filter((node) => node.dataset.modelId === model.id).map((node) => node.querySelector(".star"));
+    for (const star of stars) {
+      star.setAttribute("aria-pressed", on ? "true" : "false");
+      star.textContent = on ? "★" : "☆";
+    }
+    try {
+      const response = await fetch("api/favorites/" + encodeURIComponent(model.id), {
+        method: on ? "PUT" : "DELETE", headers: { Accept: "application/json" },
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.error || "HTTP " + response.status);
+      }
+      if (!fromStream) await load();  // no event stream: read the catalog again ourselves
+    } catch (error) {
+      for (const star of stars) {
+        star.setAttribute("aria-pressed", model.favorite ? "true" : "false");
+        star.textContent = model.favorite ? "★" : "☆";
+      }
+      setLive("error", "Could not change the favorite " + model.id + ": " + error.message);
+    }
+  }
+
+  function moveFocus(from, step) {
+    const all = rows();
+    const index = all.indexOf(from);
+    const next = all[step === Infinity ? all.length - 1 : step === -Infinity ? 0 : index + step];
+    if (next) next.focus();
+  }
+
+  main.addEventListener("click", (event) => {
+    const rowNode = event.target.closest("[data-model-id]");
+    if (!rowNode) return;
+    if (event.target.closest(".star")) toggleFavorite(rowNode);
+    else choose(rowNode);
+  });
+
+  main.addEventListener("keydown", (event) => {
+    const rowNode = event.target.closest("[data-model-id]");
+    if (!rowNode || event.altKey || event.ctrlKey || event.metaKey) return;
+    const onStar = event.target.classList.contains("star");
+    const key = event.key;
+    if ((key === "Enter" || key === " ") && !onStar) choose(rowNode);
+    else if (key === "f" || key === "F" || key === "*") toggleFavorite(rowNode);
+    else if (key === "ArrowDown") moveFocus(rowNode, 1);
+    else if (key === "ArrowUp") moveFocus(rowNode, -1);
+    else if (key === "Home") moveFocus(rowNode, -Infinity);
+    else if (key === "End") moveFocus(rowNode, Infinity);
+    else return;
+    event.preventDefault();
+  });
+
+  // --- data -------------------------------------------------------------------------------------------------
+
+  async function load(first) {
+    const response = await fetch("api/models", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const data = await response.json();
+    if (!(first && fromStream)) render(data);  // the stream's snapshot may already be newer
+  }
+
+  function poll() {
+    clearTimeout(pollTimer);
+    load().then(() => setLive("polling", "updated " + new Date().toLocaleTimeString()),
+      (error) => setLive("error", "Cannot reach the bridge: " + error.message));
+    pollTimer = setTimeout(poll, 10000);
+  }
+
+  function connect() {
+    if (!window.EventSource) return poll();
+    const stream = new EventSource("api/events");
+    stream.addEventListener("catalog", (event) => {
+      fromStream = true;
+      clearTimeout(pollTimer);
+      render(JSON.parse(event.data).catalog);
+      setLive("live", "live");
+    });
+    stream.addEventListener("open", () => setLive("live", "live"));
+    stream.addEventListener("error", () => {
+      if (stream.readyState === EventSource.CLOSED) {  // refused for good (e.g. 401): fall back to polling
+        fromStream = false;
+        poll();
+      } else {
+        setLive("reconnecting", "reconnecting…");
+      }
+    });
+  }
+
+  load(true).catch((error) => setLive("error", "Cannot reach the bridge: " + error.message));
+  connect();
+})();
