@@ -28,6 +28,7 @@ from .ids import ModelRef
 from .kinds import ModelState, ProviderKind, PushUnsupported
 from .registry import Provider, Registry
 from .routing import Route
+from .sse import read_events
 
 if TYPE_CHECKING:
     from .discovery import HostClient
@@ -67,6 +68,7 @@ __all__ = [
     "hookimpl",
     "parse_model_list",
     "positive_int",
+    "read_events",
 ]
 
 

@@ -10,11 +10,12 @@ within the same origin, and a whole provider (including slow trickling bodies) h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -53,6 +54,23 @@ class HostClient:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[HostClient]:
+        """A client with a connection pool of its own (for a long-lived stream, outside any discovery)."""
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+            yield cls(http, provider, env)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+        """A long-lived GET such as an event stream: ``(status, body chunks)``. Connecting is bounded by the
+        provider's ``timeout_s``; reading is not (an idle stream may say nothing for hours)."""
+        timeout = httpx.Timeout(self.provider.timeout_s, read=None)
+        headers = {**self.headers, "Accept": "text/event-stream"}
+        async with self.http.stream("GET", self.provider.base_url + path, headers=headers,
+                                    timeout=timeout) as response:
+            yield response.status_code, response.aiter_bytes()
 
     async def get_json(self, path: str) -> Any:
         url = httpx.URL(self.provider.base_url + path)

@@ -9,7 +9,8 @@ Three checks, in order:
 2. The bearer token, when one is set (scheme case-insensitive, RFC 7235). Else 401 with ``WWW-Authenticate``.
 3. Browser requests from another site are refused (403): ``Sec-Fetch-Site: cross-site|same-site``, or an
    ``Origin`` that is not this server. Without CORS headers such a page could never read an answer anyway,
-   but a simple GET would still run: a refresh that asks every host, or a change.
+   but a simple GET would still run: a refresh that asks every host, or a change. The picker page and its
+   static files are exempt (GET only): apps embed the page in a frame or open it as a popup.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class RequestGuard:
         if self.token is not None and not self._authorized(headers.get("authorization", "")):
             challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if "authorization" in headers else "")
             return await _refuse(send, 401, "missing or wrong bearer token", {"WWW-Authenticate": challenge})
-        if headers.get("sec-fetch-site") in ("cross-site", "same-site") or not _same_origin(headers, host):
+        if not _embeddable(scope) and (headers.get("sec-fetch-site") in ("cross-site", "same-site")
+                                       or not _same_origin(headers, host)):
             return await _refuse(send, 403, "requests from another web site are refused; open the page this "
                                             "server serves, or call the API without a browser")
         return await self.app(scope, receive, send)
@@ -98,6 +100,13 @@ class RequestGuard:
         scheme, _, credentials = header.strip().partition(" ")
         assert self.token is not None
         return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token.encode())
+
+
+def _embeddable(scope: Scope) -> bool:
+    """The picker page and its files may be opened from another site (an app's iframe or ``?select=`` popup):
+    reading them changes nothing, and the page then talks to this server as its own origin."""
+    path = scope.get("path", "")
+    return scope.get("method") in ("GET", "HEAD") and (path == "/" or path.startswith("/static/"))
 
 
 def _same_origin(headers: dict[str, str], host: str) -> bool:

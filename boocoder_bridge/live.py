@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import sse
-from .catalog import AVAILABLE, Catalog, build_catalog
+from .catalog import Catalog, build_catalog
 from .errors import BridgeError
 from .hostdata import HostModel, ProviderReport, static_report
 from .kinds import PushUnsupported, has_push_channel
@@ -124,7 +124,7 @@ class LiveCatalog:
             self.favorites = await asyncio.to_thread(bridge.favorites.list)
         first: list[asyncio.Future[None]] = []
         for pid, provider in bridge.registry.providers.items():
-            if not (provider.discover and provider.enabled(bridge.env)):
+            if not provider.asks_host(bridge.env):
                 self.reports[pid] = static_report(provider, bridge.env)
                 continue
             entry = bridge.cache.entry(provider)
@@ -205,7 +205,7 @@ class LiveCatalog:
             if not round_.done():
                 round_.set_result(None)
             await self._store(provider, report)
-            failures = 0 if report.status in AVAILABLE else failures + 1
+            failures = 0 if report.available else failures + 1
             delay = provider.refresh_s if not failures else min(
                 RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S, provider.refresh_s)
             with contextlib.suppress(TimeoutError):
@@ -222,7 +222,7 @@ class LiveCatalog:
         self.reports[pid] = report
         self._discovered.add(pid)
         stream = self._streams.get(pid)
-        if report.status not in AVAILABLE and stream is not None and not stream.done():
+        if not report.available and stream is not None and not stream.done():
             stream.cancel()  # a host that stopped answering may have left a half-open stream: drop it
         self._rebuild()
 
@@ -265,9 +265,9 @@ class LiveCatalog:
         """Wait until the provider went down and came back (it may have been upgraded meanwhile)."""
         seen_down = False
         while not self._closing.is_set():
-            status = self.reports[pid].status
-            seen_down = seen_down or (pid in self._discovered and status not in AVAILABLE)
-            if seen_down and status in AVAILABLE:
+            report = self.reports[pid]
+            seen_down = seen_down or (pid in self._discovered and not report.available)
+            if seen_down and report.available:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._published.wait(), 60)
@@ -308,7 +308,7 @@ class LiveCatalog:
         """The report with what the push channel told us since (a context size the list did not carry)."""
         report = self.reports[pid]
         pushed = self.pushed.get(pid)
-        if not pushed or report.status not in AVAILABLE:
+        if not pushed or not report.available:
             return report
         models: list[HostModel] = []
         for model in report.models:

@@ -73,13 +73,14 @@ class FakeHost(LoopbackServer):
     requests: list[Recorded] = field(default_factory=list)
     events: bool = False  # serve llama-swap's GET /api/events (v250); else 404 as older releases
     states: dict[str, str] = field(default_factory=dict)  # model -> process state, overriding models_body
+    port: int = 0  # 0: the OS picks; give a stopped host's port to bring "the same host" back
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self.hub = events.EventHub()
         self._props_lock = threading.Lock()
         self._props_in_flight = 0
-        super().__init__(_handler(self))
+        super().__init__(_handler(self), self.port)
 
     def stop(self) -> None:
         self._stop.set()

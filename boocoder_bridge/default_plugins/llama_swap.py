@@ -23,6 +23,7 @@ from boocoder_bridge import (
     hookimpl,
     parse_model_list,
     positive_int,
+    read_events,
 )
 from boocoder_bridge.default_plugins.llama_cpp import slot_context  # /upstream/<m>/props is llama.cpp's /props
 from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
@@ -128,23 +129,17 @@ class LlamaSwapKind(ProviderKind):
         every other request. No read timeout: an idle host sends nothing at all; a host that vanished without
         closing the connection is noticed by the poll loop, which then drops this stream.
         """
-        import httpx
-
         from boocoder_bridge import HostClient
-        from boocoder_bridge.sse import read_events
 
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
-            headers = {**HostClient(http, provider, env).headers, "Accept": "text/event-stream"}
-            async with http.stream("GET", provider.base_url + "/api/events", headers=headers,
-                                   timeout=httpx.Timeout(provider.timeout_s, read=None)) as response:
-                if response.status_code in (404, 405):
-                    raise PushUnsupported(f"/api/events answered HTTP {response.status_code}")
-                if not response.is_success:
-                    raise HostError("error", f"/api/events answered HTTP {response.status_code}")
-                async for event in read_events(response.aiter_bytes()):
-                    states = parse_model_status(event.data)
-                    if states is not None:
-                        yield states
+        async with HostClient.connect(provider, env) as client, client.stream("/api/events") as (status, body):
+            if status in (404, 405):
+                raise PushUnsupported(f"/api/events answered HTTP {status}")
+            if not 200 <= status < 300:
+                raise HostError("error", f"/api/events answered HTTP {status}")
+            async for event in read_events(body):
+                states = parse_model_status(event.data)
+                if states is not None:
+                    yield states
 
 
 def parse_model_status(data: str) -> list[ModelState] | None:

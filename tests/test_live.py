@@ -1,0 +1,133 @@
+"""The live catalog of ``serve``: background discovery, the event stream, favorites from other processes,
+shutdown. Real ``serve`` processes and hosts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakehost import llama_swap_body
+from tests.live_fleet import EventReader, Host, favorite_ids, group, serve_fleet
+
+
+@pytest.fixture
+def sam() -> Host:
+    host = Host(name="sam", models_body=llama_swap_body("coder", "chat", "unsloth/Qwen3:Q4_K_M",
+                                                        contexts={"coder": 65536}))
+    yield host
+    host.stop()
+
+
+def test_event_ids_and_last_event_id(tmp_path: Path, sam: Host) -> None:
+    providers = {"sam": {"kind": "llama-swap", "base_url": sam.url},
+                 "cloud": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
+                           "models": {"big": {"context_window": 131072}}}}
+    with serve_fleet(tmp_path, providers, {"sam": sam}) as fleet:
+        first = EventReader(fleet.url)
+        snapshot = first.next()
+        assert snapshot["changed"] == ["favorites", "sam", "cloud"]  # a snapshot names every section
+        assert group(snapshot["catalog"], "sam")["status"] == "online"
+        assert snapshot["catalog"] == httpx.get(fleet.url + "/api/models").json()  # the same live state
+
+        httpx.put(fleet.url + "/api/favorites/sam/coder")
+        second = first.next()
+        assert favorite_ids(second["catalog"]) == ["sam/coder"]
+        assert second["changed"] == ["favorites", "sam"]  # a diff: only what changed (the star in sam's group)
+        epoch, number = second["version"].rsplit("-", 1)
+        assert snapshot["version"] == f"{epoch}-{int(number) - 1}"
+
+        # Up to date: reconnecting gets nothing until the next change, and then exactly that change.
+        current = EventReader(fleet.url, last_event_id=second["version"])
+        httpx.put(fleet.url + "/api/favorites/cloud/big")
+        third = current.next()
+        assert third["version"] == f"{epoch}-{int(number) + 1}" and third["changed"] == ["favorites", "cloud"]
+        assert first.next() == third
+
+        # Unknown (or another process's) id: a full snapshot of the newest version.
+        stale = EventReader(fleet.url, last_event_id="0000-1")
+        again = stale.next()
+        assert again["version"] == third["version"] and again["changed"] == ["favorites", "sam", "cloud"]
+        assert favorite_ids(again["catalog"]) == ["sam/coder", "cloud/big"]
+        for reader in (first, current, stale):
+            reader.close()
+
+
+def test_host_down_and_back_is_pushed_with_favorites_in_order(tmp_path: Path, sam: Host) -> None:
+    providers = {"sam": {"kind": "llama-swap", "base_url": sam.url, "refresh_s": 1}}
+    with serve_fleet(tmp_path, providers, {"sam": sam}) as fleet:
+        for model in ("chat", "unsloth/Qwen3:Q4_K_M", "coder"):
+            httpx.put(f"{fleet.url}/api/favorites/sam/{model}")
+        events = EventReader(fleet.url)
+        order = ["sam/chat", "sam/unsloth/Qwen3:Q4_K_M", "sam/coder"]
+        assert favorite_ids(events.until(lambda c: len(c["favorites"]) == 3)["catalog"]) == order
+
+        sam.down()  # nobody asks the bridge anything: it notices by itself
+        gone = events.until(lambda c: group(c, "sam")["status"] == "offline")["catalog"]
+        assert gone["favorites"] == [] and group(gone, "sam")["models"] == []
+        assert "cannot connect" in group(gone, "sam")["error"]
+        assert httpx.get(fleet.url + "/api/favorites").json()["favorites"] == order  # hidden, never deleted
+
+        sam.up()
+        back = events.until(lambda c: group(c, "sam")["status"] == "online")["catalog"]
+        assert favorite_ids(back) == order
+        assert httpx.get(fleet.url + "/api/models").json() == back
+        events.close()
+
+
+def test_favorite_from_another_process_is_pushed(tmp_path: Path, sam: Host) -> None:
+    with serve_fleet(tmp_path, {"sam": {"kind": "llama-swap", "base_url": sam.url}}, {"sam": sam}) as fleet:
+        events = EventReader(fleet.url)
+        assert events.next()["catalog"]["favorites"] == []
+        fleet.cli("favorites", "add", "sam/chat")  # another process writes the SQLite database
+        assert favorite_ids(events.until(lambda c: c["favorites"])["catalog"]) == ["sam/chat"]
+        fleet.cli("favorites", "remove", "sam/chat")
+        assert events.until(lambda c: not c["favorites"])["changed"] == ["favorites", "sam"]
+        events.close()
+
+
+def test_models_never_waits_on_a_hanging_host(tmp_path: Path, sam: Host) -> None:
+    stuck = Host(name="stuck", fault="hang")
+    providers = {"sam": {"kind": "llama-swap", "base_url": sam.url},
+                 "stuck": {"kind": "openai-compatible", "base_url": stuck.url, "timeout_s": 120}}
+    with serve_fleet(tmp_path, providers, {"sam": sam, "stuck": stuck}) as fleet:
+        # The hanging host is still being asked (for two minutes), yet the catalog is served from live state.
+        catalog = httpx.get(fleet.url + "/api/models", timeout=10).json()
+        assert group(catalog, "sam")["status"] == "online"
+        assert group(catalog, "stuck")["error"] == "not checked yet"
+
+
+def test_shutdown_ends_every_stream_cleanly(tmp_path: Path, sam: Host) -> None:
+    with serve_fleet(tmp_path, {"sam": {"kind": "llama-swap", "base_url": sam.url}}, {"sam": sam}) as fleet:
+        readers = [EventReader(fleet.url) for _ in range(3)]
+        for reader in readers:
+            reader.next()
+        fleet.process.send_signal(signal.SIGTERM)
+        assert fleet.process.wait(timeout=15) == -signal.SIGTERM  # uvicorn re-raises the signal once it is done
+        for reader in readers:
+            reader.wait_end()
+            assert reader.ended_cleanly  # the chunked body was finished, not cut off
+        assert "Traceback" not in fleet.process.stderr.read()
+
+
+def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    many = [f"model-{i:04d}-" + "x" * 200 for i in range(1500)]  # ~400 KB per event: fills socket buffers fast
+    big = Host(name="big", models_body=llama_swap_body(*many))
+    with serve_fleet(tmp_path, {"big": {"kind": "llama-swap", "base_url": big.url}}, {"big": big}) as fleet:
+        port = int(fleet.url.rsplit(":", 1)[1])
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads a byte
+        reader = EventReader(fleet.url)
+        reader.next()
+        for model in many[:12]:  # 12 new versions: more than the stalled socket's buffers can take
+            assert httpx.put(f"{fleet.url}/api/favorites/big/{model}").status_code == 200
+        last = reader.until(lambda c: favorite_ids(c) == [f"big/{m}" for m in many[:12]])
+        assert last["changed"] == ["favorites", "big"]
+        assert httpx.get(fleet.url + "/healthz", timeout=5).json() == {"status": "ok"}
+        stalled.close()
+        reader.close()
