@@ -121,7 +121,7 @@ class LiveCatalog:
         self._loop = asyncio.get_running_loop()
         bridge = self.bridge
         with contextlib.suppress(BridgeError):
-            self.favorites = await asyncio.to_thread(bridge.favorites.list)
+            self.favorites = await asyncio.to_thread(bridge.list_favorites)
         first: list[asyncio.Future[None]] = []
         for pid, provider in bridge.registry.providers.items():
             if not provider.asks_host(bridge.env):
@@ -282,25 +282,31 @@ class LiveCatalog:
             self._rebuild()
 
     async def _favorites_loop(self) -> None:
-        path = self.bridge.favorites.path
-        stamp, reread_at = _stamp(path), time.monotonic() + FAVORITES_REREAD_S
+        stamp, reread_at = self._favorites_stamp(), time.monotonic() + FAVORITES_REREAD_S
         while not self._closing.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._favorites_poke.wait(), FAVORITES_CHECK_S)
             poked = self._favorites_poke.is_set()
             self._favorites_poke.clear()
-            now_stamp = _stamp(path)
+            now_stamp = self._favorites_stamp()
             if not poked and now_stamp == stamp and time.monotonic() < reread_at:
                 continue
             stamp, reread_at = now_stamp, time.monotonic() + FAVORITES_REREAD_S
-            try:
-                favorites = await asyncio.to_thread(self.bridge.favorites.list)
+            try:  # list_favorites also takes in stars toggled in opencode's TUI (model.json)
+                favorites = await asyncio.to_thread(self.bridge.list_favorites)
             except BridgeError as exc:  # unreadable now: keep showing the last good list
                 log.warning("%s", exc)
                 continue
             if favorites != self.favorites:
                 self.favorites = favorites
                 self._rebuild()
+
+    def _favorites_stamp(self) -> tuple[Any, ...]:
+        """Changes whenever another process writes the favorites database or opencode's TUI list."""
+        from . import opencode_tui
+
+        tui = opencode_tui.model_json_path(self.bridge.env) if opencode_tui.enabled(self.bridge.env) else None
+        return _stamp(self.bridge.favorites.path), _stamp(tui) if tui else None
 
     # --- the published catalog -----------------------------------------------------------------------------
 
