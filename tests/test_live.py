@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import REAL_MODEL, REAL_N_CTX
 from tests.fakehost import llama_swap_body
 from tests.live_fleet import EventReader, Host, favorite_ids, group, serve_fleet
 
@@ -131,3 +132,29 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path: Path) -
         assert httpx.get(fleet.url + "/healthz", timeout=5).json() == {"status": "ok"}
         stalled.close()
         reader.close()
+
+
+def test_llama_swap_events_make_a_loaded_models_context_known(tmp_path: Path, swap_proxy) -> None:
+    """A real llama.cpp server behind a llama-swap-shaped proxy: the model loads (a ``modelStatus`` event), the
+    bridge asks again at once and reads the live context size, and pushes it. Polling is set to once an hour,
+    so only the host's event stream can explain what the page sees; when that stream drops, the bridge looks
+    at once and pushes the host offline."""
+    swap_proxy.set_state(REAL_MODEL, "stopped")
+    providers = {"swap": {"kind": "llama-swap", "base_url": swap_proxy.url, "refresh_s": 3600}}
+    with serve_fleet(tmp_path, providers, {}) as fleet:
+        events = EventReader(fleet.url)
+        model = f"swap/{REAL_MODEL}"
+        stopped = events.until(lambda c: group(c, "swap")["status"] == "online")["catalog"]
+        assert [(m["id"], m["context_window"]) for m in group(stopped, "swap")["models"]] == [(model, None)]
+
+        swap_proxy.set_state(REAL_MODEL, "ready")  # llama-swap pushes modelStatus to /api/events clients
+        loaded = events.until(lambda c: group(c, "swap")["models"][0]["context_window"] is not None)
+        assert group(loaded["catalog"], "swap")["models"][0]["context_window"] == REAL_N_CTX
+        assert loaded["changed"] == ["swap"]
+        assert swap_proxy.swaps == []  # the bridge never made the proxy load a model
+        assert [s.path for s in swap_proxy.requests].count("/api/events") == 1  # one stream, still open
+
+        swap_proxy.stop()  # ends the event stream: the bridge asks at once and finds nobody there
+        gone = events.until(lambda c: group(c, "swap")["status"] == "offline")["catalog"]
+        assert group(gone, "swap")["models"] == []
+        events.close()

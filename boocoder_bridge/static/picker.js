@@ -101,7 +101,7 @@
       const status = el("span", { class: "status", "data-status": group.status }, [group.status]);
       const extras = [el("span", { class: "kind" }, [group.kind]), status];
       const body = [];
-      if (group.error) body.push(el("p", { class: "reason" }, [group.error]));
+      if (group.error) body.push(el("p", { class: "reason", "data-for": group.status }, [group.error]));
       if (group.models.length) {
         body.push(el("ul", { class: "rows" }, group.models.map((m) => row(m, null))));
       } else if (group.status === "online" || group.status === "static") {
