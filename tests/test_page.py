@@ -81,7 +81,7 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    sam = Host(name="sam", models_body=sam_body())
+    sam = Host(name="sam", models_body=sam_body(), events=True)  # with llama-swap's /api/events
     emb = Host(name="emb", models_body={"object": "list", "data": [{"id": "nomic-embed-text"}]})
     providers = {
         "sam": {"kind": "llama-swap", "base_url": sam.url, "label": "Sam's desktop"},
