@@ -67,7 +67,7 @@ class HostClient:
         """A long-lived GET such as an event stream: ``(status, body chunks)``. Connecting is bounded by the
         provider's ``timeout_s``; reading is not (an idle stream may say nothing for hours)."""
         timeout = httpx.Timeout(self.provider.timeout_s, read=None)
-        headers = {**self.headers, "Accept": "text/event-stream"}
+        headers = {**self.headers, "Accept": "text/event-stream", "Accept-Encoding": "identity"}
         async with self.http.stream("GET", self.provider.base_url + path, headers=headers,
                                     timeout=timeout) as response:
             yield response.status_code, response.aiter_bytes()
