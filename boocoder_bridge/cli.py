@@ -209,6 +209,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import gguf  # noqa: F401
+        import xllamacpp  # noqa: F401
+    except ImportError as exc:
+        raise BridgeError(f"demo needs the demo extra ({exc.name} is missing): "
+                          "python3 -m pip install 'boocoder-bridge[demo]'") from None
+    from .demo.fleet import run_demo
+
+    return run_demo(args.port)
+
+
 SHELLS = ("bash", "zsh", "fish")
 JSON_HELP = "print JSON instead of text"
 REFRESH_HELP = "ask the hosts now, even if the cache is fresh"
@@ -303,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     plugins = add("plugins", cmd_plugins, "the loaded plugins and the hooks each implements")
     plugins.add_argument("--json", action="store_true", help=JSON_HELP)
+    demo = add("demo", cmd_demo, "start a real two-host fleet on this machine (tiny llama.cpp models) and serve "
+                                 "the picker on it; Ctrl-C cleans up (needs the [demo] extra; ignores --registry "
+                                 "and --state-dir)")
+    demo.add_argument("--port", type=int, default=0, help="port for the picker and API (default: %(default)s, "
+                                                          "a free one)")
     completion = add("completion", cmd_completion, "print a shell completion script: "
                                                    "eval \"$(boocoder-bridge completion bash)\"")
     completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))

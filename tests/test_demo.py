@@ -1,0 +1,74 @@
+"""`boocoder-bridge demo`: two real llama.cpp servers, both online through the CLI and the API; Ctrl-C cleans up."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import run_process
+
+pytestmark = pytest.mark.realserver
+
+
+def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> str:
+    """stdout up to the line holding ``marker`` (the demo prints its instructions once it serves)."""
+    text, deadline = "", time.monotonic() + timeout
+    while marker not in text:
+        assert process.poll() is None, f"demo exited {process.returncode}: {text}{process.stderr.read()}"
+        assert time.monotonic() < deadline, f"no {marker!r} from the demo: {text}"
+        ready, _, _ = select.select([process.stdout], [], [], 1)
+        if ready:
+            text += process.stdout.readline()
+    return text
+
+
+def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # its temp dir lands here, so the test can see it go
+    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "demo"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        shown = read_until(process, "Ctrl-C stops")
+        url = re.search(r"Model picker:\s+(http://127\.0\.0\.1:\d+)/", shown)[1]
+        exports = dict(re.findall(r"(BOOCODER_BRIDGE_\w+)=(\S+)", shown))
+        folder = Path(exports["BOOCODER_BRIDGE_REGISTRY"]).parent
+        assert folder.parent == tmp_path and folder.is_dir()
+        hosts = re.findall(r"http://127\.0\.0\.1:\d+", shown.split("Model picker")[0])
+        assert len(set(hosts)) == 3  # the proxy, its llama.cpp server, the plain llama-server
+
+        # The printed commands work: both providers online, one model name on each, each host's own context.
+        cli_env = {**os.environ, **exports}
+        rows = run_process("providers", "--json", env=cli_env).json()["providers"]
+        assert {(r["id"], r["kind"], r["status"]) for r in rows} == {
+            ("swap-box", "llama-swap", "online"), ("plain-box", "llama-cpp", "online")}
+        routes = {p: run_process("resolve", f"{p}/tiny-llama", "--json", env=cli_env).json()
+                  for p in ("swap-box", "plain-box")}
+        assert {p: r["context_window"] for p, r in routes.items()} == {"swap-box": 2048, "plain-box": 1024}
+        assert routes["swap-box"]["base_url"] != routes["plain-box"]["base_url"]
+        catalog = httpx.get(url + "/api/models", timeout=30).json()
+        assert {(g["id"], g["status"], tuple(m["model"] for m in g["models"])) for g in catalog["providers"]} == {
+            ("swap-box", "online", ("tiny-llama",)), ("plain-box", "online", ("tiny-llama",))}
+        # A real llama.cpp answer at the route's base URL.
+        answer = httpx.post(routes["plain-box"]["base_url"] + "/chat/completions", timeout=60, json={
+            "model": "tiny-llama", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+        assert answer.status_code == 200 and answer.json()["choices"]
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+        assert "stopped" in process.stderr.read()
+        assert not folder.exists()
+        for host in set(hosts) | {url}:
+            with pytest.raises(httpx.TransportError):
+                httpx.get(host + "/health", timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
