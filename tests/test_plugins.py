@@ -262,7 +262,7 @@ def plugin_venv(tmp_path_factory) -> Path:
     return venv
 
 
-def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_registry) -> None:
+def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_registry, fake_opencode) -> None:
     ollama = hosts(name="ollama", extra={"/api/tags": {"models": [{"name": "llama3.2:3b"}, {"name": "qwen3:8b"}]}})
     sam = hosts(name="sam", models_body=llama_swap_body("coder"))
     registry = write_registry({"default_provider": "sam", "providers": {
@@ -287,6 +287,13 @@ def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_re
     assert resolved["context_window"] == 2048 and resolved["base_url"] == ollama.url + "/v1"
     task = cli("resolve", "coder")  # the broken plugin is loaded but only hurts when its hook runs
     assert task.returncode == 0
+    arena = cli("arena", "sam/coder", "box/qwen3:8b", "--json", "--opencode", fake_opencode)
+    assert arena.returncode == 0, arena.stderr
+    match = json.loads(arena.stdout)
+    assert match["notes"] == {"checked_by": "testplugin"}  # arena_match ran
+    assert [c["env"]["TESTPLUGIN_SEEN"] for c in match["contestants"]] == ["sam/coder", "box/qwen3:8b"]
+    vetoed = cli("arena", "sam/coder", "box/forbidden:1b", "--opencode", fake_opencode)
+    assert vetoed.returncode == 5 and "forbidden models may not compete" in vetoed.stderr  # its veto stops the match
     # Without the plugin the same registry is an error that names the missing kind.
     plain = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "validate"],
                            capture_output=True, text=True, env={**env, "BOOCODER_BRIDGE_NO_ENTRY_POINTS": "1"})
