@@ -40,7 +40,6 @@ MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (
 PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
 PROPS_CONCURRENCY = 4  # of those, at once per provider: at most the host's pool (discovery.CONNECTIONS_PER_HOST)
 MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and read as unknown
-MAX_INT_DIGITS = 20  # longer integers in a host's JSON are read as null (Python refuses past 4300 digits)
 MAX_NAME_CHARS = 256  # display names from a host are cut to this
 MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
 

@@ -354,7 +354,7 @@ def test_the_readme_states_the_limits_in_force() -> None:
         "MAX_BODY_BYTES": f"{settings.MAX_BODY_BYTES >> 20} MiB", "MAX_CONTENT_ENCODINGS": str(
             settings.MAX_CONTENT_ENCODINGS), "MAX_HOST_MODELS": f"{settings.MAX_HOST_MODELS:,}",
         "PROPS_LOOKUPS": str(settings.PROPS_LOOKUPS), "PROPS_CONCURRENCY": str(settings.PROPS_CONCURRENCY),
-        "MAX_REDIRECTS": str(settings.MAX_REDIRECTS), "MAX_INT_DIGITS": str(settings.MAX_INT_DIGITS),
+        "MAX_REDIRECTS": str(settings.MAX_REDIRECTS),
         "MAX_TOKENS": f"2^{settings.MAX_TOKENS.bit_length() - 1}",
     }
     for name, value in stated.items():
