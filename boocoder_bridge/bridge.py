@@ -21,7 +21,7 @@ from .favorites import Favorites
 from .hostdata import ProviderReport, positive_int
 from .hoststate import HostState, ProviderRow
 from .kinds import ProviderKind
-from .opencode import build_config, provider_entry, write_config
+from .opencode import CONTENT_ENV, build_config, compaction_works, dispatch_content, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
 from .registry import Provider, Registry, find_registry
 from .routing import Resolver, Route
@@ -241,17 +241,43 @@ class Bridge:
         return self.write_opencode_config()[0]
 
     def dispatch(self, model_id: str, prompt: Sequence[str] = (), *, mode: Mode = "run",
-                 opencode: str | None = None, purpose: str = "dispatch", config_path: Path | None = None) -> Dispatch:
-        """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it)."""
+                 opencode: str | None = None, purpose: str = "dispatch") -> Dispatch:
+        """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it).
+
+        Refuses at once (:class:`ProviderUnavailableError`) a provider that is disabled or offline."""
         route = self.resolve(model_id, purpose)
-        config = config_path or self.ensure_opencode_config()
+        self._refuse_unavailable([route])
+        config, path = self._fleet_config()
+        return self._dispatch(route, prompt, mode, opencode, config, path)
+
+    def _fleet_config(self) -> tuple[dict[str, Any], Path]:
+        config, _ = self.opencode_config()
+        path = self.state_dir / OPENCODE_CONFIG_FILE
+        write_config(path, config)
+        return config, path
+
+    def _dispatch(self, route: Route, prompt: Sequence[str], mode: Mode, opencode: str | None,
+                  config: dict[str, Any], path: Path) -> Dispatch:
         from .dispatch import Dispatch, find_opencode
 
         binary = find_opencode(opencode, self.env)
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
-        env = {"OPENCODE_CONFIG": str(config)}
+        # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
+        # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
+        content = dispatch_content(config, self.env.get(CONTENT_ENV),
+                                   compaction=compaction_works(config, route.provider, route.model))
+        env = {"OPENCODE_CONFIG": str(path), CONTENT_ENV: content}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
-        return Dispatch(route=route, config_path=config, argv=argv, env=env)
+        return Dispatch(route=route, config_path=path, argv=argv, env=env)
+
+    def _refuse_unavailable(self, routes: Sequence[Route]) -> None:
+        """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""
+        reports = self.reports()
+        for route in routes:
+            report = reports[route.provider]
+            if not report.available:
+                raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
+                                               + (f" ({report.error})" if report.error else ""))
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None) -> ArenaMatch:
         """One match setup. Refuses fewer than two contestants, the same provider+model twice, and contestants
@@ -265,17 +291,12 @@ class Bridge:
                 raise ModelIdError(f"{seen[route.id]!r} and {model_id!r} are the same model on the same provider "
                                    f"({route.id}); pick different contestants")
             seen[route.id] = model_id
-        reports = self.reports()
-        for route in routes:
-            report = reports[route.provider]
-            if not report.available:
-                raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
-                                               + (f" ({report.error})" if report.error else ""))
-        config = self.ensure_opencode_config()
-        contestants = [self.dispatch(r.id, opencode=opencode, purpose="arena", config_path=config) for r in routes]
+        self._refuse_unavailable(routes)
+        config, path = self._fleet_config()
+        contestants = [self._dispatch(r, (), "run", opencode, config, path) for r in routes]
         from .dispatch import ArenaMatch
 
-        match = ArenaMatch(contestants=contestants, config_path=config)
+        match = ArenaMatch(contestants=contestants, config_path=path)
         self.hooks.call("arena_match", match=match)
         return match
 

@@ -98,17 +98,21 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .opencode import render
+    from pathlib import Path
+
+    from .opencode import render, window_notes, write_config
 
     bridge = _bridge(args)
+    config, stale = bridge.opencode_config(offline=args.offline)
     if args.out:
-        path, stale = bridge.write_opencode_config(args.out, offline=args.offline)
-        print(f"wrote {path}", file=sys.stderr)
+        write_config(Path(args.out), config)
+        print(f"wrote {args.out}", file=sys.stderr)
     else:
-        config, stale = bridge.opencode_config(offline=args.offline)
         sys.stdout.write(render(config))
     if stale:
         print(f"{PROG}: warning: last known (stale) models used for: {', '.join(stale)}", file=sys.stderr)
+    for note in window_notes(config):
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
     _warn(bridge)
     return 0
 
@@ -137,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
     dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode)
     _warn(bridge)
-    return run_attached(dispatch)
+    return run_attached(dispatch, timeout=args.timeout)
 
 
 def cmd_arena(args: argparse.Namespace) -> int:
@@ -307,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_id(run)
     run.add_argument("prompt", metavar="PROMPT", nargs="+", help="the prompt (several words are joined by opencode)")
     run.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="stop opencode after SECONDS (exit 124; default: no limit)")
     arena = add("arena", cmd_arena, "set up (and with --prompt, run) an arena match")
     model_id(arena, "ids", nargs="+", help="two or more contestants (model IDs)")
     arena.add_argument("--json", action="store_true", help=JSON_HELP)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import OpencodeNotFoundError
+from .errors import OpencodeNotFoundError, OpencodeTimeoutError
 from .routing import Route
 from .settings import OPENCODE_ENV, environ
 
@@ -78,9 +78,15 @@ class Answer:
     output: str
 
 
-def run_attached(dispatch: Dispatch, base_env: Mapping[str, str] | None = None) -> int:
-    """Run one dispatch with the terminal attached (output streams through); returns opencode's exit code."""
-    return subprocess.run(dispatch.argv, env={**environ(base_env), **dispatch.env}).returncode
+def run_attached(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> int:
+    """Run one dispatch with the terminal attached (output streams through); returns opencode's exit code.
+
+    Raises :class:`OpencodeTimeoutError` (opencode stopped) when it runs longer than ``timeout`` seconds."""
+    try:
+        return subprocess.run(dispatch.argv, env={**environ(base_env), **dispatch.env}, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        raise OpencodeTimeoutError(f"{dispatch.route.id}: opencode did not finish within {timeout:g} s and was "
+                                   "stopped; raise --timeout for long tasks") from None
 
 
 def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:

@@ -13,7 +13,8 @@ error the same way, in one place::
         ├── PluginError .................... exit 5  HTTP 400  a plugin failed where failing stops the operation
         │   └── Refused .................... exit 5  HTTP 400  a plugin stopped arena_match/before_dispatch
         ├── OpencodeNotFoundError .......... exit 6  HTTP 400  no opencode binary
-        └── ServeError ..................... exit 7  HTTP 500  `serve` cannot bind its address (in use, not here)
+        ├── ServeError ..................... exit 7  HTTP 500  `serve` cannot bind its address (in use, not here)
+        └── OpencodeTimeoutError ........... exit 124 HTTP 400 opencode ran past --timeout and was stopped
 """
 
 from __future__ import annotations
@@ -94,3 +95,9 @@ class ServeError(BridgeError):
 
     exit_code = 7
     http_status = 500
+
+
+class OpencodeTimeoutError(BridgeError):
+    """opencode did not finish within ``--timeout`` and was stopped (exit 124, like timeout(1))."""
+
+    exit_code = 124

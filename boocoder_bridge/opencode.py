@@ -1,16 +1,31 @@
 """opencode config: one ``provider`` entry per enabled provider, so ``opencode run -m P/M`` reaches the right
-host with the right upstream model name. Output is deterministic (sorted) and never holds a secret: keys are
-written as ``{env:NAME}`` and opencode reads the variable itself.
+host with the right upstream model name, and nothing else. Every rule below answers a trap measured with the
+real opencode 1.18.33 (README, "opencode config"):
+
+- exact providers: opencode deep-merges a provider whose key is one of its catalog ids (``openai``, ``deepseek``,
+  ...) with the catalog entry; ``whitelist``, ``env: []``, an explicit ``apiKey`` and explicit model fields
+  (:data:`NEUTRAL_MODEL`) leave nothing for the catalog, the environment or a stored login to fill in;
+- limits: :func:`plan_limit` (the output budget fits the window and leaves working room);
+- host text is data: :func:`render` writes every ``{`` in a string as ``\\u007b``, so opencode's text-level
+  ``{env:...}``/``{file:...}`` substitution never sees host text, while JSON still reads the exact id;
+- no hang: ``options.timeout`` bounds a request that gets no answer;
+- the fleet wins: :func:`dispatch_content` puts the providers into ``OPENCODE_CONFIG_CONTENT``.
+
+Output is deterministic (sorted) and never holds a secret: keys are written as ``{env:NAME}``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_json
 
+from .errors import BridgeError
 from .files import atomic_write
 from .registry import Provider
 from .routing import ModelFacts
@@ -18,21 +33,98 @@ from .routing import ModelFacts
 SCHEMA_URL = "https://opencode.ai/config.json"
 EntryHook = Callable[[Provider, dict[str, Any]], dict[str, Any]]
 
+# --- limits ------------------------------------------------------------------------------------------
+# opencode 1.18.33: max output is capped at 32000 (also what it sends with no limit); it compacts when a step's
+# tokens reach ``limit.input - min(20000, output)`` (``context - output`` without ``input``); a step sends about
+# 31 KB (~7.9k tokens) of system prompt and tool definitions before any conversation.
+OPENCODE_OUTPUT_CAP = 32000
+OPENCODE_RESERVE_CAP = 20000
+OPENCODE_BASE_TOKENS = 8192
+MIN_COMPACTION_THRESHOLD = OPENCODE_BASE_TOKENS + OPENCODE_BASE_TOKENS // 4
+DEFAULT_OUTPUT_SHARE = 4  # output budget: a quarter of the window
+MAX_OUTPUT_SHARE = 2  # a configured max_output is clamped to half the window
+DEFAULT_HEADROOM_SHARE = 8  # headroom: an eighth of the window ...
+DEFAULT_HEADROOM_CAP = 8192  # ... at most 8k tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """What opencode gets as ``limit`` for a model with a known window, and when it will compact."""
+
+    context: int
+    input: int
+    output: int
+
+    @property
+    def threshold(self) -> int:
+        """The step size (tokens) at which opencode starts compacting."""
+        return max(0, self.input - min(OPENCODE_RESERVE_CAP, self.output))
+
+    @property
+    def compaction_works(self) -> bool:
+        """False when opencode's own prompt plus a summary cannot fit under the threshold: it would compact
+        again right after compacting (measured: 104 requests in 60 s at 8192 tokens)."""
+        return self.threshold >= MIN_COMPACTION_THRESHOLD
+
+    def as_json(self) -> dict[str, int]:
+        return {"context": self.context, "input": self.input, "output": self.output}
+
+
+def plan_limit(context: int | None, max_output: int | None = None, headroom: int | None = None) -> Limit | None:
+    """The output budget and compaction point for a window; None when the window is unknown (never invented).
+
+    output = ``max_output`` clamped to half the window, else a quarter of the window (at most 32000);
+    input = window - headroom (default an eighth of the window, at most 8192), so a step that arrives just under
+    the compaction point plus one more turn still fits with its whole output budget.
+    """
+    if context is None:
+        return None
+    if max_output is not None:
+        output = min(max_output, context // MAX_OUTPUT_SHARE, OPENCODE_OUTPUT_CAP)
+    else:
+        output = min(context // DEFAULT_OUTPUT_SHARE, OPENCODE_OUTPUT_CAP)
+    if headroom is None:
+        headroom = min(context // DEFAULT_HEADROOM_SHARE, DEFAULT_HEADROOM_CAP)
+    headroom = min(headroom, context // 2)
+    return Limit(context=context, input=context - headroom, output=max(1, output))
+
+
+# --- provider entries --------------------------------------------------------------------------------
+# Every model field opencode would otherwise take from a same-named catalog model, set to what opencode uses for
+# a model it has never heard of. ``limit`` and ``interleaved`` are set per model.
+NEUTRAL_MODEL: dict[str, Any] = {
+    "attachment": False,
+    "cost": {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0},
+    "family": "",
+    "modalities": {"input": ["text"], "output": ["text"]},
+    "reasoning": False,
+    "release_date": "",
+    "status": "active",
+    "temperature": False,
+    "tool_call": True,
+}
+UNKNOWN_LIMIT = {"context": 0, "output": 0}  # opencode's own "unknown": no compaction, max_tokens 32000
+
+
+def model_entry(facts: ModelFacts) -> dict[str, Any]:
+    limit = plan_limit(facts.context_window, facts.max_output, facts.headroom)
+    # opencode's own rule for an unknown model: a DeepSeek upstream name streams reasoning in reasoning_content.
+    interleaved: Any = {"field": "reasoning_content"} if "deepseek" in facts.upstream_model else False
+    return {"name": facts.name, "id": facts.upstream_model, **NEUTRAL_MODEL, "interleaved": interleaved,
+            "limit": limit.as_json() if limit else dict(UNKNOWN_LIMIT)}
+
 
 def provider_entry(provider: Provider, npm: str, models: Iterable[tuple[str, ModelFacts]]) -> dict[str, Any]:
-    """The opencode entry for one provider. ``limit`` only where both context and output are known."""
-    options: dict[str, Any] = {"baseURL": provider.route_base}
-    if provider.api_key_env:
-        options["apiKey"] = "{env:" + provider.api_key_env + "}"
-    entries: dict[str, Any] = {}
-    for key, facts in sorted(models, key=lambda item: item[0]):
-        model: dict[str, Any] = {"name": facts.name}
-        if facts.upstream_model != key:
-            model["id"] = facts.upstream_model
-        if facts.context_window is not None and facts.max_output is not None:
-            model["limit"] = {"context": facts.context_window, "output": facts.max_output}
-        entries[key] = model
-    return {"npm": npm, "name": provider.display_name, "options": options, "models": entries}
+    """The opencode entry for one provider: exactly these models, this host, this key and nothing else."""
+    options: dict[str, Any] = {
+        "baseURL": provider.route_base,
+        # Always set: opencode fills a missing apiKey from a stored login or a catalog env var.
+        "apiKey": "{env:" + provider.api_key_env + "}" if provider.api_key_env else "",
+        "timeout": round(provider.request_timeout_s * 1000),
+    }
+    entries = {key: model_entry(facts) for key, facts in sorted(models, key=lambda item: item[0])}
+    return {"npm": npm, "name": provider.display_name, "env": [], "whitelist": list(entries), "options": options,
+            "models": entries}
 
 
 def build_config(entries: Iterable[tuple[Provider, dict[str, Any]]], adjust: EntryHook | None = None) -> dict[str, Any]:
@@ -42,10 +134,57 @@ def build_config(entries: Iterable[tuple[Provider, dict[str, Any]]], adjust: Ent
     return {"$schema": SCHEMA_URL, "provider": providers}
 
 
+def window_notes(config: dict[str, Any]) -> list[str]:
+    """One line per model whose window is unknown or too small for opencode's compaction, with the fix."""
+    unknown, small = [], []
+    for pid, entry in config.get("provider", {}).items():
+        for key, model in entry.get("models", {}).items():
+            limit = model.get("limit") or {}
+            if not limit.get("context"):
+                unknown.append(f"{pid}/{key}")
+            elif not _limit(limit).compaction_works:
+                small.append(f"{pid}/{key} ({limit['context']})")
+    notes = []
+    if unknown:
+        notes.append(f"no known context window for {', '.join(unknown)}: opencode sends max_tokens "
+                     f"{OPENCODE_OUTPUT_CAP} and never compacts; set context_window for the model in the registry "
+                     "(or have the host declare it)")
+    if small:
+        notes.append(f"context window too small for opencode's compaction: {', '.join(small)}; dispatch turns "
+                     "auto-compaction off for these models (a long session ends with the server's context error)")
+    return notes
+
+
+def _limit(limit: dict[str, Any]) -> Limit:
+    return Limit(context=limit["context"], input=limit.get("input", limit["context"]), output=limit["output"])
+
+
+def compaction_works(config: dict[str, Any], provider: str, model: str) -> bool:
+    """False only for a model with a known window too small for opencode's compaction."""
+    limit = config.get("provider", {}).get(provider, {}).get("models", {}).get(model, {}).get("limit") or {}
+    return not limit.get("context") or _limit(limit).compaction_works
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+# A JSON string literal as pydantic's encoder writes it (indent=2): it never holds a raw newline, and a
+# structural ``{`` is always the last thing on its line (or ``{}``), so a literal holding a ``{`` is matched whole.
+_BRACED_STRING = re.compile(r'"(?:[^"\\\n{]|\\.)*\{(?:[^"\\\n]|\\.)*"')
+_OWN_KEY = re.compile(r'"apiKey": "\\u007benv:([A-Za-z_][A-Za-z0-9_]*)}"')
+
+
+def _escape_braces(match: re.Match[str]) -> str:
+    # Inside a JSON string literal ``{`` is never part of an escape, so this only changes how it is spelled.
+    return match.group(0).replace("{", "\\u007b")
+
+
 def render(config: dict[str, Any]) -> str:
-    """The config as indented JSON: what ``json.dumps(indent=2, ensure_ascii=False)`` writes, byte for byte,
-    from pydantic's encoder (Python's is about 10x slower on a 10,000-model fleet)."""
-    return to_json(config, indent=2).decode() + "\n"
+    """JSON text opencode can load, in which only the bridge's own ``{env:NAME}`` keys can be substituted.
+
+    opencode replaces ``{env:...}`` and ``{file:...}`` in the config TEXT before parsing it; every ``{`` inside a
+    string is written as ``\\u007b``, which JSON reads back as ``{`` (ids stay exact) but substitution never
+    matches. Encoded by pydantic's encoder (Python's json is about 10x slower on a 10,000-model fleet)."""
+    text = _BRACED_STRING.sub(_escape_braces, to_json(config, indent=2).decode())
+    return _OWN_KEY.sub(r'"apiKey": "{env:\1}"', text) + "\n"
 
 
 def write_config(path: Path, config: dict[str, Any]) -> str:
@@ -53,3 +192,26 @@ def write_config(path: Path, config: dict[str, Any]) -> str:
     text = render(config)
     atomic_write(path, text, skip_if_same=True)
     return text
+
+
+# --- dispatch: the fleet wins --------------------------------------------------------------------------
+CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"
+
+
+def dispatch_content(config: dict[str, Any], caller_content: str | None, compaction: bool = True) -> str:
+    """``OPENCODE_CONFIG_CONTENT`` for a dispatch: the caller's own content with the fleet's provider entries put
+    over it. opencode loads this after the global config, ``OPENCODE_CONFIG`` and the project's config, so a
+    fleet provider's keys win there; the user's other settings and providers are left as they are."""
+    base: dict[str, Any] = {}
+    if caller_content and caller_content.strip():
+        try:
+            base = json.loads(caller_content)
+        except json.JSONDecodeError as exc:
+            raise BridgeError(f"${CONTENT_ENV} is not valid JSON (line {exc.lineno} column {exc.colno}): fix or "
+                              "unset it") from None
+        if not isinstance(base, dict):
+            raise BridgeError(f"${CONTENT_ENV} is not a JSON object: fix or unset it")
+    merged = {**base, "provider": {**(base.get("provider") or {}), **config.get("provider", {})}}
+    if not compaction:
+        merged["compaction"] = {**(base.get("compaction") or {}), "auto": False}
+    return render(merged)

@@ -12,7 +12,16 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    PrivateAttr,
+    StringConstraints,
+)
 from pydantic import ValidationError as ShapeError
 
 from . import jsonschemas
@@ -42,6 +51,7 @@ class ModelSettings(BaseModel):
     name: str | None = None
     context_window: PositiveInt | None = None
     max_output: PositiveInt | None = None
+    headroom: NonNegativeInt | None = None
     upstream_id: str | None = None
 
 
@@ -60,6 +70,7 @@ class Provider(BaseModel):
     discover: bool = True
     timeout_s: float = Field(default=2.0, gt=0, le=600)
     refresh_s: float = Field(default=15.0, ge=1, le=86400)  # `serve` re-discovers this often (with jitter)
+    request_timeout_s: float = Field(default=300.0, gt=0, le=86400)
     bare_ids: tuple[str, ...] = ()
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
@@ -185,6 +196,7 @@ class _ModelShape(_Gate):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     context_window: Annotated[int, Field(ge=1)] | None = None
     max_output: Annotated[int, Field(ge=1)] | None = None
+    headroom: Annotated[int, Field(ge=0)] | None = None
     upstream_id: _TEXT_512 | None = None
 
 
@@ -197,6 +209,7 @@ class _ProviderShape(_Gate):
     enabled_if_env: _ENV | None = None
     discover: bool | None = None
     timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    request_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique)] | None = None
     models: dict[_TEXT_512, _ModelShape] | None = None
 

@@ -62,6 +62,7 @@ class ModelFacts:
     upstream_model: str
     context_window: int | None
     max_output: int | None
+    headroom: int | None = None  # registry: tokens kept free below the window (opencode.plan_limit)
 
 
 class Resolver:
@@ -129,4 +130,5 @@ class Resolver:
             context = self.context_hook(provider, model)
         name = (configured and configured.name) or (host and host.name) or model
         upstream = (configured and configured.upstream_id) or model
-        return ModelFacts(name=name, upstream_model=upstream, context_window=context, max_output=output)
+        return ModelFacts(name=name, upstream_model=upstream, context_window=context, max_output=output,
+                          headroom=configured.headroom if configured else None)

@@ -29,6 +29,7 @@ from .errors import BridgeError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .live import LiveCatalog
+from .opencode import render
 from .routing import Purpose, Route
 from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
@@ -237,8 +238,9 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         return await lane.run(bridge.resolve, model, purpose)
 
     @app.get("/api/opencode-config", responses=_ERRORS)
-    async def opencode_config(offline: bool = False) -> dict[str, Any]:
-        return (await lane.run(bridge.opencode_config, offline))[0]
+    async def opencode_config(offline: bool = False) -> Response:
+        # The bridge's own rendering: host text in it can never be substituted by opencode (see opencode.render).
+        return Response(render((await lane.run(bridge.opencode_config, offline))[0]), media_type="application/json")
 
     return app
 

@@ -70,6 +70,8 @@ class FakeHost(LoopbackServer):
     barrier: threading.Barrier | None = None  # /v1/models answers only once every host sharing it was asked
     props_delay_s: float = 0.0
     props_peak: int = 0  # most /props requests in flight at once
+    chat_fault: str | None = None  # silent: chat requests are read and never answered
+    n_ctx: int | None = None  # chat: refuse prompt (JSON chars / 4) + max_tokens > n_ctx as llama.cpp does
     requests: list[Recorded] = field(default_factory=list)
     events: bool = False  # serve llama-swap's GET /api/events (v250); else 404 as older releases
     states: dict[str, str] = field(default_factory=dict)  # model -> process state, overriding models_body
@@ -251,7 +253,16 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
             host.requests.append(Recorded("POST", self.path, dict(self.headers), body))
             if not self.path.endswith("/chat/completions") or not isinstance(body, dict):
                 return self._json(404, {"error": "not found"})
+            if host.chat_fault == "silent":
+                host._stop.wait(120)
+                return None
             model = body.get("model", "?")
+            prompt_tokens = len(json.dumps([body.get("messages"), body.get("tools")])) // 4
+            if host.n_ctx is not None and prompt_tokens + (body.get("max_tokens") or 0) > host.n_ctx:
+                return self._json(400, {"error": {  # llama.cpp's own answer (server.cpp, exceed_context_size_error)
+                    "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": prompt_tokens,
+                    "n_ctx": host.n_ctx, "message": f"request ({prompt_tokens} tokens) exceeds the available "
+                                                    f"context size ({host.n_ctx} tokens), try increasing it"}})
             text = f"reply from {host.name} model {model}"
             if not body.get("stream"):
                 return self._json(200, {

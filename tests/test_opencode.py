@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from boocoder_bridge import Bridge
 from boocoder_bridge.errors import StateError
-from boocoder_bridge.opencode import render, write_config
+from boocoder_bridge.opencode import NEUTRAL_MODEL, plan_limit, render, write_config
 from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
 from tests.helpers import deepseek, down
 
@@ -75,18 +78,92 @@ def test_config_rules(fleet) -> None:
     sam = providers["sam-desktop"]
     assert sam["npm"] == "@ai-sdk/openai-compatible"
     assert sam["options"]["baseURL"].endswith("/sidecar/v1")  # sidecar where the provider has one
-    assert "apiKey" not in sam["options"]
+    assert sam["options"]["apiKey"] == ""  # never left for a stored login or a catalog env var to fill
+    assert sam["options"]["timeout"] == 300_000  # a silent host cannot hold a request forever
+    assert sam["env"] == [] and sam["whitelist"] == list(sam["models"])  # exactly these models, no env key
     assert "gpt-oss-20b:high" not in sam["models"]  # aliases stay out of the catalog
     assert "gpu-box/qwen3-32b" in sam["models"] and "coding" in sam["models"]  # peers and selectors stay
-    assert sam["models"]["llama-3.1-8b"] == {"name": "Llama 3.1 8B", "limit": {"context": 131072, "output": 4096}}
+    llama = sam["models"]["llama-3.1-8b"]
+    assert llama["name"] == "Llama 3.1 8B" and llama["id"] == "llama-3.1-8b"
+    assert llama["limit"] == {"context": 131072, "input": 122880, "output": 4096}
+    assert {k: llama[k] for k in NEUTRAL_MODEL} == NEUTRAL_MODEL  # nothing left for a catalog model to fill
     emb = providers["embedding"]["models"]
-    assert emb["bge-m3"] == {"name": "bge-m3", "id": "bge-m3-f16"}  # id only where the upstream name differs
-    assert emb["qwen3-coder-30b"]["limit"] == {"context": 65536, "output": 8192}
-    assert "limit" not in emb["unsloth/Qwen3:Q4_K_M"]  # unknown context: no limit, never invented
-    assert providers["deepseek"]["options"] == {"baseURL": "https://api.deepseek.com/v1",
-                                                "apiKey": "{env:DEEPSEEK_API_KEY}"}
-    assert "limit" not in providers["deepseek"]["models"]["deepseek-reasoner"]
-    assert providers["offline-box"]["models"] == {}
+    assert emb["bge-m3"]["id"] == "bge-m3-f16"
+    assert emb["qwen3-coder-30b"]["limit"] == {"context": 65536, "input": 57344, "output": 8192}
+    assert emb["unsloth/Qwen3:Q4_K_M"]["limit"] == {"context": 0, "output": 0}  # unknown: opencode's own 0
+    assert providers["deepseek"]["options"]["apiKey"] == "{env:DEEPSEEK_API_KEY}"
+    assert providers["deepseek"]["models"]["deepseek-chat"]["interleaved"] == {"field": "reasoning_content"}
+    assert providers["deepseek"]["models"]["deepseek-reasoner"]["limit"] == {"context": 0, "output": 0}
+    assert providers["offline-box"]["models"] == {} and providers["offline-box"]["whitelist"] == []
+
+
+@pytest.mark.parametrize(("context", "max_output", "headroom", "expected", "works"), [
+    (4096, None, None, (4096, 3584, 1024), False),
+    (8192, 8192, None, (8192, 7168, 4096), False),  # a configured max_output is clamped to half the window
+    (16384, None, None, (16384, 14336, 4096), True),
+    (32768, None, None, (32768, 28672, 8192), True),
+    (131072, None, None, (131072, 122880, 32000), True),  # opencode caps output at 32000
+    (131072, 8192, 0, (131072, 131072, 8192), True),
+    (65536, None, 100000, (65536, 32768, 16384), True),  # headroom at most half the window
+])
+def test_limit_policy(context, max_output, headroom, expected, works) -> None:
+    limit = plan_limit(context, max_output, headroom)
+    assert (limit.context, limit.input, limit.output) == expected
+    assert limit.output <= limit.context // 2 and limit.input <= limit.context
+    assert limit.compaction_works is works
+    assert plan_limit(None, 4096, 100) is None  # an unknown window is never invented
+
+
+def test_generate_warns_about_unknown_and_small_windows(hosts, write_registry, run_cli) -> None:
+    host = hosts(models_body=llama_swap_body("big", "small", "mystery", contexts={"big": 65536, "small": 8192}))
+    path = write_registry({"default_provider": "box", "providers": {"box": {"kind": "llama-swap",
+                                                                            "base_url": host.url}}})
+    result = run_cli("--registry", str(path), "generate")
+    assert result.code == 0 and json.loads(result.out)["provider"]["box"]["models"]["big"]["limit"]["context"] == 65536
+    warnings = [line for line in result.err.splitlines() if "warning" in line]
+    assert len(warnings) == 2, result.err
+    assert "box/mystery" in warnings[0] and "context_window" in warnings[0] and "box/big" not in warnings[0]
+    assert "box/small (8192)" in warnings[1] and "auto-compaction off" in warnings[1]
+
+
+def test_host_text_cannot_be_substituted(hosts, write_registry) -> None:
+    """Every string from a host is written so that opencode's {env:}/{file:} substitution never matches it."""
+    hostile = ["inj-{env:SECRET_X}", "{file:/etc/hostname}", "a{env:X}b{file:y}"]
+    body = {"data": [{"id": i, "name": "{env:SECRET_X} {file:/nonexistent}", "object": "model"} for i in hostile]}
+    host = hosts(models_body=body)
+    path = write_registry({"default_provider": "h", "providers": {
+        "h": {"kind": "openai-compatible", "base_url": host.url, "api_key_env": "H_KEY", "label": "{env:LABEL}"}}})
+    config, _ = Bridge.load(path).opencode_config()
+    text = render(config)
+    strings = [s for s in _strings(json.loads(text)) if "{" in s]
+    assert set(strings) >= {*hostile, "{env:SECRET_X} {file:/nonexistent}", "{env:LABEL}", "{env:H_KEY}"}
+    assert "{env:" not in text.replace('"{env:H_KEY}"', "") and "{file:" not in text  # only the bridge's own key
+    assert json.loads(text) == config  # ids stay exact
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.text(alphabet='{}"\\/:\n ae$\x01', max_size=12),
+                    lambda inner: st.dictionaries(st.text(alphabet='{}"\\:\n a', max_size=8), inner, max_size=4)
+                    | st.lists(inner, max_size=3), max_leaves=20))
+def test_render_keeps_every_value_and_leaves_no_brace_in_a_string(value) -> None:
+    config = {"provider": {"p": {"options": {"apiKey": "{env:OWN_KEY}"}, "models": {"m": {"name": value}}}}}
+    text = render(config)
+    assert json.loads(text) == config  # exact values, including every "{"
+    assert '"{env:OWN_KEY}"' in text
+    strings = re.findall(r'"(?:[^"\\]|\\.)*"', text.replace('"{env:OWN_KEY}"', '""'))
+    assert not any("{" in s for s in strings)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def test_config_validates_against_opencodes_own_schema(fleet) -> None:

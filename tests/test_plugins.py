@@ -69,8 +69,11 @@ def test_every_call_site_agrees_for_the_same_id(fleet, fake_opencode) -> None:
         assert bridge.context_window(model_id) == compaction.context_window == 65536
         assert dispatch.argv == [fake_opencode, "run", "-m", "sam/coder", "hi"]
         assert match.contestants[0].argv == [fake_opencode, "run", "-m", "sam/coder"]
-        assert dispatch.env == {"OPENCODE_CONFIG": str(dispatch.config_path)} and match.config_path == \
+        assert set(dispatch.env) == {"OPENCODE_CONFIG", "OPENCODE_CONFIG_CONTENT"}
+        assert dispatch.env["OPENCODE_CONFIG"] == str(dispatch.config_path) and match.config_path == \
             dispatch.config_path
+        content = json.loads(dispatch.env["OPENCODE_CONFIG_CONTENT"])  # the fleet's providers, winning
+        assert content["provider"] == json.loads(dispatch.config_path.read_text())["provider"]
         assert "coder" in json.loads(dispatch.config_path.read_text())["provider"]["sam"]["models"]
 
 

@@ -1,0 +1,198 @@
+"""The six opencode traps (issue 9), each proven with the real opencode binary and judged by what the hosts on
+127.0.0.1 receive. opencode runs are slow (~5-10 s): each test combines its cases into as few runs as is honest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from boocoder_bridge import Bridge
+from tests.conftest import unused_port
+from tests.fakehost import FakeHost, llama_swap_body
+from tests.opencode_bin import opencode_binary, opencode_env
+from tests.test_opencode import opencode_schema_errors
+
+pytestmark = pytest.mark.opencode
+
+USER_KEYS = {"OPENAI_API_KEY": "sk-user-openai", "LLAMA_API_KEY": "sk-user-llama", "LMSTUDIO_API_KEY": "sk-user-lm",
+             "DEEPSEEK_API_KEY": "sk-fleet-deepseek", "SECRET_X": "s3cr3t-x"}
+
+
+@pytest.fixture(scope="module")
+def opencode() -> Path:
+    return opencode_binary()
+
+
+def _home(tmp_path: Path, name: str) -> Path:
+    """A user home whose opencode data holds stored logins for catalog ids (``opencode auth login``)."""
+    home = tmp_path / name
+    data = home / ".local" / "share" / "opencode"
+    data.mkdir(parents=True)
+    (data / "auth.json").write_text(json.dumps({"lmstudio": {"type": "api", "key": "sk-stored-lm"},
+                                                "llama": {"type": "api", "key": "sk-stored-llama"}}))
+    return home
+
+
+def _run(opencode: Path, args: list[str], env: dict[str, str], cwd: Path | None = None,
+         timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(opencode), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _bridge_cli(*argv: str, env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "boocoder_bridge", *argv], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _cli_env(opencode: Path, tmp_path: Path, home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = opencode_env(home, tmp_path / "unused.json", {
+        "BOOCODER_BRIDGE_OPENCODE": str(opencode), "BOOCODER_BRIDGE_STATE_DIR": str(tmp_path / "state"),
+        "PYTHONPATH": os.pathsep.join(sys.path), **(extra or {})})
+    del env["OPENCODE_CONFIG"]  # the bridge sets it
+    return env
+
+
+def test_catalog_ids_hostile_text_and_limits(opencode, hosts, write_registry, tmp_path) -> None:
+    """Traps 1-3: catalog ids list exactly what was emitted and get no user key; hostile ids and names neither
+    leak nor break loading; max_tokens is the planned output budget, not the catalog's or opencode's 32000."""
+    openai = hosts(name="openai", models_body={"data": [{"id": "gpt-4o", "object": "model"},
+                                                       {"id": "m1", "object": "model"}]})
+    llama = hosts(name="llama", models_body={"data": [
+        {"id": "inj-{env:SECRET_X}", "name": "{file:/nonexistent}", "object": "model"},
+        {"id": "m1", "name": "{env:SECRET_X}", "object": "model", "context_length": 16384}]})
+    lmstudio = hosts(name="lmstudio", models_body=llama_swap_body("m1", contexts={"m1": 32768}))
+    deepseek = hosts(name="deepseek")
+    registry = write_registry({"default_provider": "llama", "providers": {
+        "openai": {"kind": "openai-compatible", "base_url": openai.url},
+        "llama": {"kind": "openai-compatible", "base_url": llama.url},
+        "lmstudio": {"kind": "llama-swap", "base_url": lmstudio.url},
+        "deepseek": {"kind": "openai-compatible", "base_url": deepseek.url, "discover": False,
+                     "api_key_env": "DEEPSEEK_API_KEY", "models": {"deepseek-chat": {"context_window": 65536}}},
+    }})
+    bridge = Bridge.load(registry, tmp_path / "state", env={})
+    config_path, _ = bridge.write_opencode_config()
+    config = json.loads(config_path.read_text())
+    assert opencode_schema_errors(config) == []
+
+    home = _home(tmp_path, "home")
+    env = opencode_env(home, config_path, USER_KEYS)
+    listed = _run(opencode, ["models"], env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    lines = set(listed.stdout.split())
+    for pid in ("openai", "llama", "lmstudio", "deepseek"):
+        got = {line for line in lines if line.startswith(pid + "/")}
+        assert got == {f"{pid}/{m}" for m in config["provider"][pid]["models"]}, (pid, got)
+    assert "s3cr3t-x" not in listed.stdout + listed.stderr
+
+    # Unknown window: opencode's own default (32000), never the catalog's gpt-4o 16384; opencode's code for the
+    # ``openai`` id sends no max_tokens at all (a code path keyed on the id, not config: README).
+    cases = [("openai/gpt-4o", openai, "gpt-4o", None),
+             ("llama/inj-{env:SECRET_X}", llama, "inj-{env:SECRET_X}", 32000),
+             ("llama/m1", llama, "m1", 4096),
+             ("lmstudio/m1", lmstudio, "m1", 8192),
+             ("deepseek/deepseek-chat", deepseek, "deepseek-chat", 16384)]
+
+    def run(case: tuple[str, FakeHost, str, int]) -> subprocess.CompletedProcess[str]:
+        home = _home(tmp_path, "home-" + case[0].replace("/", "-").replace("{", "").replace("}", ""))
+        return _run(opencode, ["run", "-m", case[0], "say hi"], opencode_env(home, config_path, USER_KEYS))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = list(pool.map(run, cases))
+    for (model_id, host, upstream, _), done in zip(cases, runs, strict=True):
+        assert done.returncode == 0, (model_id, done.stderr[-2000:])
+        assert f"reply from {host.name} model {upstream}" in done.stdout, (model_id, done.stdout)
+    sent_max = {model_id: {r.body.get("max_tokens") for r in host.chat_requests() if r.body["model"] == upstream}
+                for model_id, host, upstream, _ in cases}
+    assert sent_max == {model_id: {max_tokens} for model_id, _, _, max_tokens in cases}
+    everything = [r for h in (openai, llama, lmstudio, deepseek) for r in h.requests]
+    assert all(r.path in ("/v1/models", "/v1/chat/completions", "/running") or r.path.startswith("/upstream/")
+               for r in everything), {r.path for r in everything}  # never the catalog's /v1/responses
+    for host in (openai, llama, lmstudio, deepseek):
+        auth = {r.headers.get("Authorization") for r in host.chat_requests()}
+        assert auth == ({"Bearer sk-fleet-deepseek"} if host is deepseek else {None}), (host.name, auth)
+    sent = json.dumps([r.body for r in everything])
+    assert not any(value in sent for value in ("s3cr3t-x", "sk-user", "sk-stored"))
+
+
+def test_fleet_wins_over_project_global_and_caller_config(opencode, hosts, write_registry, tmp_path) -> None:
+    """Trap 4: a project opencode.json, the global config and OPENCODE_CONFIG_CONTENT all try to redirect the
+    fleet's ``local`` provider; ``boocoder-bridge run`` still reaches the fleet host, and the user's own provider
+    and agent still load."""
+    fleet = hosts(name="fleet", models_body=llama_swap_body("coder", contexts={"coder": 32768}))
+    rogue = hosts(name="rogue", models_body=llama_swap_body("coder"))
+    mine = hosts(name="mine")
+    registry = write_registry({"default_provider": "local", "providers": {
+        "local": {"kind": "llama-swap", "base_url": fleet.url}}})
+    redirect = {"npm": "@ai-sdk/openai-compatible", "options": {"baseURL": rogue.url + "/v1", "apiKey": "sk-rogue"},
+                "models": {"coder": {"id": "rogue-coder", "limit": {"context": 999999, "output": 99999}},
+                           "extra": {"name": "extra"}}}
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "opencode.json").write_text(json.dumps({"provider": {"local": redirect}}))
+    home = _home(tmp_path, "home")
+    (home / ".config" / "opencode").mkdir(parents=True)
+    (home / ".config" / "opencode" / "opencode.json").write_text(json.dumps({
+        "provider": {"local": redirect, "mine": {"npm": "@ai-sdk/openai-compatible", "options": {
+            "baseURL": mine.url + "/v1"}, "models": {"own-model": {"name": "own"}}}},
+        "agent": {"reviewer": {"description": "the user's own agent", "prompt": "review"}}}))
+    caller = json.dumps({"provider": {"local": redirect}, "username": "caller"})
+    env = _cli_env(opencode, tmp_path, home, {"OPENCODE_CONFIG_CONTENT": caller})
+
+    run = _bridge_cli("--registry", str(registry), "run", "local/coder", "say", "hi", env=env, cwd=project)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "reply from fleet model coder" in run.stdout
+    assert rogue.chat_requests() == [] and mine.chat_requests() == []
+    assert {r.body["max_tokens"] for r in fleet.chat_requests()} == {8192}
+    assert {r.headers.get("Authorization") for r in fleet.chat_requests()} == {None}
+
+    dispatch = Bridge.load(registry, tmp_path / "state", env=env).dispatch("local/coder", opencode=str(opencode))
+    merged = _run(opencode, ["debug", "config"], {**env, **dispatch.env}, cwd=project)
+    seen = json.loads(merged.stdout)
+    assert seen["provider"]["local"]["options"]["baseURL"] == fleet.url + "/v1"
+    assert seen["provider"]["local"]["whitelist"] == ["coder"]  # the project's "extra" model is not offered
+    assert "mine" in seen["provider"] and "reviewer" in seen["agent"] and seen["username"] == "caller"
+
+
+def test_dead_silent_and_slow_hosts_fail_fast(opencode, hosts, write_registry, tmp_path) -> None:
+    """Trap 5: a dead host is refused before opencode starts (exit 3, one line); a host that accepts and never
+    answers is cut off by the emitted request timeout; ``run --timeout`` stops opencode (exit 124, one line)."""
+    silent = hosts(name="silent", chat_fault="silent")
+    registry = write_registry({"default_provider": "silent", "providers": {
+        "silent": {"kind": "llama-swap", "base_url": silent.url, "request_timeout_s": 2},
+        "dead": {"kind": "llama-swap", "base_url": f"http://127.0.0.1:{unused_port()}", "timeout_s": 0.5},
+        "off": {"kind": "llama-swap", "base_url": silent.url, "enabled_if_env": "NOT_SET_ANYWHERE"}}})
+    env = _cli_env(opencode, tmp_path, tmp_path / "home")
+    for model_id in ("dead/llama-3.2-3b", "off/llama-3.2-3b"):
+        refused = _bridge_cli("--registry", str(registry), "run", model_id, "hi", env=env, cwd=tmp_path)
+        assert refused.returncode == 3 and refused.stdout == "", refused
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert "offline" in refused.stderr or "disabled" in refused.stderr
+
+    cut = _bridge_cli("--registry", str(registry), "run", "silent/llama-3.2-3b", "hi", env=env, cwd=tmp_path)
+    assert cut.returncode != 0 and "timed out" in cut.stdout + cut.stderr, (cut.stdout[-500:], cut.stderr[-500:])
+    assert silent.chat_requests(), "the request did reach the silent host"
+    stopped = _bridge_cli("--registry", str(registry), "run", "--timeout", "1", "silent/llama-3.2-3b", "hi",
+                          env=env, cwd=tmp_path)
+    assert stopped.returncode == 124
+    assert stopped.stderr.strip().splitlines()[-1].startswith("boocoder-bridge: error: silent/llama-3.2-3b: opencode")
+
+
+def test_small_window_does_not_loop(opencode, hosts, write_registry, tmp_path) -> None:
+    """Trap 2: a window too small for opencode's own prompt (a server that refuses like llama.cpp) ends the run
+    after a few requests instead of compacting in a loop (measured without the rule: 104 requests in 60 s)."""
+    tiny = hosts(name="tiny", n_ctx=8192, models_body=llama_swap_body("small", contexts={"small": 8192}))
+    registry = write_registry({"default_provider": "t", "providers": {
+        "t": {"kind": "llama-swap", "base_url": tiny.url}}})
+    env = _cli_env(opencode, tmp_path, tmp_path / "home")
+    done = _bridge_cli("--registry", str(registry), "run", "--timeout", "90", "t/small", "hi", env=env, cwd=tmp_path)
+    assert done.returncode not in (0, 124), done.stderr[-1000:]  # ended by the server's error, not by --timeout
+    assert "exceeds the available context size" in done.stdout + done.stderr
+    requests = tiny.chat_requests()
+    assert 1 <= len(requests) <= 4, len(requests)
+    assert all(r.body["max_tokens"] <= 8192 // 2 for r in requests)
