@@ -446,7 +446,7 @@ def _semantic_problems(data: Any, source: str, known_kinds: Iterable[str] | None
         guess = difflib.get_close_matches(default, list(providers), n=1)
         problems.append(RegistryError(source, "$.default_provider", f"{default!r} is not a provider in this registry",
                                       (f"did you mean {guess[0]!r}? " if guess else "") +
-                                      "name one of: " + ", ".join(sorted(providers))))
+                                      "name one of: " + ", ".join(map(repr, sorted(providers)))))
     kinds = sorted(known_kinds) if known_kinds is not None else None
     owners: dict[str, str] = {}
     for pid, body in providers.items():
