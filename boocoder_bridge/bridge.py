@@ -265,7 +265,8 @@ class Bridge:
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
         content = dispatch_content(config, self.env.get(CONTENT_ENV),
-                                   compaction=compaction_works(config, route.provider, route.model))
+                                   compaction=compaction_works(config, route.provider, route.model),
+                                   model=route.opencode_model if mode == "acp" else None)
         env = {"OPENCODE_CONFIG": str(path), CONTENT_ENV: content}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
         return Dispatch(route=route, config_path=path, argv=argv, env=env)

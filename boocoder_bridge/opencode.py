@@ -198,10 +198,12 @@ def write_config(path: Path, config: dict[str, Any]) -> str:
 CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"
 
 
-def dispatch_content(config: dict[str, Any], caller_content: str | None, compaction: bool = True) -> str:
+def dispatch_content(config: dict[str, Any], caller_content: str | None, compaction: bool = True,
+                     model: str | None = None) -> str:
     """``OPENCODE_CONFIG_CONTENT`` for a dispatch: the caller's own content with the fleet's provider entries put
     over it. opencode loads this after the global config, ``OPENCODE_CONFIG`` and the project's config, so a
-    fleet provider's keys win there; the user's other settings and providers are left as they are."""
+    fleet provider's keys win there; the user's other settings and providers are left as they are. ``model``
+    (the ACP mode) makes a new session start on the dispatched model rather than the user's default."""
     base: dict[str, Any] = {}
     if caller_content and caller_content.strip():
         try:
@@ -212,6 +214,8 @@ def dispatch_content(config: dict[str, Any], caller_content: str | None, compact
         if not isinstance(base, dict):
             raise BridgeError(f"${CONTENT_ENV} is not a JSON object: fix or unset it")
     merged = {**base, "provider": {**(base.get("provider") or {}), **config.get("provider", {})}}
+    if model is not None:
+        merged["model"] = model
     if not compaction:
         merged["compaction"] = {**(base.get("compaction") or {}), "auto": False}
     return render(merged)

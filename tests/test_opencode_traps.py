@@ -196,3 +196,80 @@ def test_small_window_does_not_loop(opencode, hosts, write_registry, tmp_path) -
     requests = tiny.chat_requests()
     assert 1 <= len(requests) <= 4, len(requests)
     assert all(r.body["max_tokens"] <= 8192 // 2 for r in requests)
+
+
+class Acp:
+    """A JSON-RPC client for ``opencode acp`` over stdio (Agent Client Protocol, newline-delimited JSON)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+        import queue
+        import threading
+
+        self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout or ()],
+                         daemon=True).start()
+        self.next_id = 0
+        self.updates: list[dict] = []
+
+    def call(self, method: str, params: dict, timeout: float = 120) -> dict:
+        import queue
+
+        assert self.process.stdin is not None
+        self.next_id += 1
+        self.process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
+                                             "params": params}) + "\n")
+        self.process.stdin.flush()
+        while True:
+            try:
+                message = json.loads(self.lines.get(timeout=timeout))
+            except queue.Empty:
+                raise AssertionError(f"no answer to {method} within {timeout} s") from None
+            if message.get("id") == self.next_id and "method" not in message:
+                assert "error" not in message, (method, message["error"])
+                return message["result"]
+            if message.get("method") == "session/update":
+                self.updates.append(message["params"]["update"])
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def test_acp_reaches_the_right_host_with_the_right_upstream_name(opencode, hosts, write_registry, tmp_path) -> None:
+    """Trap 6: BooCoder's path. The real ``opencode acp`` with the bridge's dispatch env; the model (with ``/``
+    and ``:`` in its model part) is chosen with session/set_config_option; the prompt reaches that host only."""
+    sam = hosts(name="sam", models_body=llama_swap_body("unsloth/Qwen3:Q4_K_M", contexts={"unsloth/Qwen3:Q4_K_M":
+                                                                                          32768}))
+    emb = hosts(name="emb", models_body=llama_swap_body("unsloth/Qwen3:Q4_K_M"))
+    registry = write_registry({"default_provider": "sam", "providers": {
+        "sam": {"kind": "llama-swap", "base_url": sam.url,
+                "models": {"unsloth/Qwen3:Q4_K_M": {"upstream_id": "qwen3-30b-q4"}}},
+        "emb": {"kind": "llama-swap", "base_url": emb.url}}})
+    home = _home(tmp_path, "home")
+    env = _cli_env(opencode, tmp_path, home)
+    dispatch = Bridge.load(registry, tmp_path / "state", env=env).dispatch("sam/unsloth/Qwen3:Q4_K_M", mode="acp",
+                                                                           opencode=str(opencode))
+    assert dispatch.argv == [str(opencode), "acp"]
+    acp = Acp(dispatch.argv, {**env, **dispatch.env}, tmp_path)
+    try:
+        acp.call("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
+        session = acp.call("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+        model = next(o for o in session["configOptions"] if o["id"] == "model")
+        offered = {o["value"] for o in model["options"]}
+        assert {"sam/unsloth/Qwen3:Q4_K_M", "emb/unsloth/Qwen3:Q4_K_M"} <= offered
+        assert model["currentValue"] == dispatch.opencode_model  # the dispatch env starts on the route's model
+        acp.call("session/set_config_option", {"sessionId": session["sessionId"], "configId": "model",
+                                               "value": dispatch.opencode_model})
+        done = acp.call("session/prompt", {"sessionId": session["sessionId"],
+                                           "prompt": [{"type": "text", "text": "say hi"}]})
+    finally:
+        acp.close()
+    assert done["stopReason"] == "end_turn"
+    said = "".join(u.get("content", {}).get("text", "") for u in acp.updates
+                   if u.get("sessionUpdate") == "agent_message_chunk")
+    assert "reply from sam model qwen3-30b-q4" in said
+    assert {r.body["model"] for r in sam.chat_requests()} == {"qwen3-30b-q4"}
+    assert emb.chat_requests() == []
+    assert {r.body["max_tokens"] for r in sam.chat_requests()} == {8192}
