@@ -273,3 +273,29 @@ def test_acp_reaches_the_right_host_with_the_right_upstream_name(opencode, hosts
     assert {r.body["model"] for r in sam.chat_requests()} == {"qwen3-30b-q4"}
     assert emb.chat_requests() == []
     assert {r.body["max_tokens"] for r in sam.chat_requests()} == {8192}
+
+
+@pytest.mark.realserver
+def test_a_real_llama_cpp_server_too_small_for_opencode_does_not_loop(opencode, tiny_model, write_registry,
+                                                                      tmp_path) -> None:
+    """Trap 2 against the real thing: llama.cpp with an 8192-token window (known live from its /props) behind the
+    llama-swap-shaped proxy. opencode's step (its own prompt, ~12.6k tokens of this byte vocabulary) is refused,
+    its compaction request fits: with OPENCODE_CONFIG alone that compacted in a loop (23 requests and still
+    running after 60 s). The dispatch turns auto-compaction off, so the run ends after a few requests."""
+    from boocoder_bridge.demo.llama_server import LlamaServer
+    from boocoder_bridge.demo.proxy import SwapModel, SwapProxy
+
+    with LlamaServer(tiny_model, n_ctx=8192, alias="tiny-llama", log=tmp_path / "server.log") as server, \
+            SwapProxy([SwapModel("tiny-llama", server.url)]) as proxy:
+        registry = write_registry({"default_provider": "sam", "providers": {
+            "sam": {"kind": "llama-swap", "base_url": proxy.url}}})
+        assert Bridge.load(registry, tmp_path / "state").context_window("sam/tiny-llama") == 8192
+        env = _cli_env(opencode, tmp_path, tmp_path / "home")
+        done = _bridge_cli("--registry", str(registry), "run", "--timeout", "90", "sam/tiny-llama", "hi", env=env,
+                           cwd=tmp_path)
+        chats = [r.body for r in proxy.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+        statuses = {status for _, status in proxy.forwarded}
+    assert done.returncode not in (0, 124), done.stderr[-1000:]  # ended by llama.cpp's error, not by --timeout
+    assert "exceeds the available context size" in done.stdout + done.stderr and 400 in statuses
+    assert 1 <= len(chats) <= 4, len(chats)
+    assert all(c["max_tokens"] <= 8192 // 2 for c in chats)
