@@ -7,11 +7,12 @@ window that became known, without anybody asking again. So ``serve`` owns one :c
   not asked in lockstep; faster with backoff while a provider is down, so its return is seen within seconds),
 - listens to a host's push channel when its kind has one (llama-swap's ``GET /api/events``): any model status
   message makes that provider be discovered again at once, and a dropped stream does too (the host may be
-  gone); the stream reconnects with backoff; a host without one (404) is simply polled,
+  gone); the stream reconnects with backoff, or at once when polling finds the host back; a host without one
+  (404) is simply polled,
 - watches the favorites database, including writes by other processes,
 - rebuilds the catalog after each of these and, when its JSON changed, publishes it as a new version.
 
-Clients read :attr:`LiveCatalog.catalog` (no request ever waits on a host) or follow :meth:`LiveCatalog.stream`.
+Clients read :attr:`LiveCatalog.current` (no request ever waits on a host) or follow :meth:`LiveCatalog.stream`.
 Every version is a full snapshot, encoded once for all clients: a client that falls behind (or reconnects with
 an old ``Last-Event-ID``) simply gets the newest one, so nothing is ever queued per client and a slow client
 only slows itself.
@@ -92,6 +93,7 @@ class LiveCatalog:
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._discovered: set[str] = set()
+        self._reconnect: dict[str, asyncio.Event] = {}  # set: reopen a push channel without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self.clients = 0
 
@@ -134,6 +136,7 @@ class LiveCatalog:
             first.append(self._round(pid))
             self._tasks.append(asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}"))
             if has_push_channel(bridge.kinds[provider.kind]):
+                self._reconnect[pid] = asyncio.Event()
                 self._tasks.append(asyncio.create_task(self._watch_loop(provider), name=f"watch:{pid}"))
         self._tasks.append(asyncio.create_task(self._favorites_loop(), name="live:favorites"))
         self._rebuild()
@@ -148,6 +151,8 @@ class LiveCatalog:
     def _set_closing(self) -> None:
         self._closing.set()
         self._published.set()  # wakes every stream, which then sees it is closing
+        for reconnect in self._reconnect.values():
+            reconnect.set()
 
     async def stop(self) -> None:
         self._set_closing()
@@ -219,7 +224,10 @@ class LiveCatalog:
             log.warning("%s", exc)
 
     def _set_report(self, pid: str, report: ProviderReport) -> None:
+        came_back = report.available and not self.reports[pid].available
         self.reports[pid] = report
+        if came_back and pid in self._reconnect:
+            self._reconnect[pid].set()  # reopen its push channel now, not when the backoff ends
         self._discovered.add(pid)
         stream = self._streams.get(pid)
         if not report.available and stream is not None and not stream.done():
@@ -250,11 +258,13 @@ class LiveCatalog:
                 self._streams.pop(provider.id, None)
                 if self.pushed.pop(provider.id, None) is not None:
                     self._rebuild()
+            reconnect = self._reconnect[provider.id]
+            reconnect.clear()
             self.poke(provider.id)  # the stream ended: maybe the host is gone, look now
             failures = 1 if received[0] else failures + 1  # a stream that worked a while starts over
             delay = min(RETRY_FIRST_S * 2 ** (failures - 1), WATCH_RETRY_MAX_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), jittered(delay))
+                await asyncio.wait_for(reconnect.wait(), jittered(delay))
 
     async def _follow(self, provider: Provider, received: list[int]) -> None:
         async for states in self.bridge.kinds[provider.kind].watch(provider, self.bridge.env):
