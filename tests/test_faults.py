@@ -361,3 +361,35 @@ def test_the_readme_states_the_limits_in_force() -> None:
         row = next(line for line in section.splitlines() if f"`{name}`" in line)
         assert value in row, (name, value)
     assert f"at {settings.MAX_NAME_CHARS} characters, error lines at {settings.MAX_REASON_CHARS}" in section
+
+
+def test_a_push_stream_is_inflated_in_bounded_pieces_too(hosts) -> None:
+    """``HostClient.stream`` (llama-swap's /api/events) asks for no encoding; a host that sends a bomb anyway
+    is inflated by the bridge, 64 KiB at a time, so the event reader's byte limit holds on what is in memory."""
+    import asyncio
+    import tracemalloc
+
+    from boocoder_bridge import HostClient
+    from boocoder_bridge.registry import registry_from_data
+
+    host = hosts(fault="encoded", fault_arg=("gzip, gzip", gzip_bomb(128 << 20)))
+    provider = registry_from_data({"default_provider": "h", "providers": {
+        "h": {"kind": "llama-swap", "base_url": host.url}}}).providers["h"]
+
+    async def read() -> tuple[int, int, int]:
+        pieces = biggest = 0
+        async with HostClient.connect(provider, {}) as client, client.stream("/v1/models") as (status, body):
+            async for chunk in body:
+                pieces, biggest = pieces + 1, max(biggest, len(chunk))
+                if pieces * biggest > 8 << 20:  # a reader that stops, like the event reader's limit does
+                    break
+        return status, pieces, biggest
+
+    tracemalloc.start()
+    try:
+        status, pieces, biggest = asyncio.run(read())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == 200 and pieces > 1 and biggest <= 64 * 1024
+    assert peak < 32 << 20, f"peak {peak >> 20} MiB"  # 128 MiB in one piece before the fix
