@@ -24,7 +24,7 @@ from .errors import (
     StateError,
 )
 from .hookspecs import hookimpl
-from .hostdata import HostModel, ProviderReport, parse_model_list, positive_int
+from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, safe_text
 from .ids import ModelRef
 from .kinds import ModelState, ProviderKind, PushUnsupported
 from .registry import Provider, Registry
@@ -68,9 +68,11 @@ __all__ = [
     "StateError",
     "__version__",
     "hookimpl",
+    "load_json",
     "parse_model_list",
     "positive_int",
     "read_events",
+    "safe_text",
 ]
 
 

@@ -70,7 +70,7 @@ class HostClient:
         headers = {**self.headers, "Accept": "text/event-stream", "Accept-Encoding": "identity"}
         async with self.http.stream("GET", self.provider.base_url + path, headers=headers,
                                     timeout=timeout) as response:
-            yield response.status_code, response.aiter_bytes()
+            yield response.status_code, _decoded(response, path)
 
     async def get_json(self, path: str) -> Any:
         url = httpx.URL(self.provider.base_url + path)
@@ -100,24 +100,28 @@ async def _read_capped(response: httpx.Response, path: str) -> bytearray:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise HostError("error", f"{path} body is {int(declared)} bytes; the limit is {MAX_BODY_BYTES}")
+    body = bytearray()
+    async for piece in _decoded(response, path):
+        body.extend(piece)
+        if len(body) > MAX_BODY_BYTES:
+            raise HostError("error", f"{path} body exceeds {MAX_BODY_BYTES} bytes once decoded; cut off")
+    return body
+
+
+async def _decoded(response: httpx.Response, path: str) -> AsyncIterator[bytes]:
+    """The body as its ``Content-Encoding`` layers are undone by the bridge, in pieces of at most ``_PIECE``
+    bytes, so whoever reads it can stop at its own limit with no more than that in memory."""
     layers = [_Inflater.for_encoding(e.strip().lower(), path)
               for e in reversed(response.headers.get("content-encoding", "").split(",")) if e.strip()]
     layers = [layer for layer in layers if layer is not None]
     if len(layers) > MAX_CONTENT_ENCODINGS:
         raise HostError("error", f"{path} is encoded {len(layers)} times; at most {MAX_CONTENT_ENCODINGS} "
                                  "layers are decoded")
-    body = bytearray()
-
-    def take(pieces: Iterable[bytes]) -> None:
-        for piece in pieces:
-            body.extend(piece)
-            if len(body) > MAX_BODY_BYTES:
-                raise HostError("error", f"{path} body exceeds {MAX_BODY_BYTES} bytes once decoded; cut off")
-
     async for raw in response.aiter_raw():
-        take(_through(layers, raw))
-    take(_through(layers, b"", final=True))
-    return body
+        for piece in _through(layers, raw):
+            yield piece
+    for piece in _through(layers, b"", final=True):
+        yield piece
 
 
 def _through(layers: list[_Inflater], data: bytes, final: bool = False) -> Iterator[bytes]:

@@ -179,3 +179,14 @@ def test_any_encoded_bytes_inflate_in_bounded_pieces_or_fail_in_one_line(encodin
         assert "\n" not in exc.reason and f"not valid {encoding}" in exc.reason
     else:
         assert all(len(p) <= _PIECE for p in pieces)
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=60) | json_values.map(json.dumps), st.integers(0, 3000), st.integers(0, 5000))
+def test_any_event_message_gives_states_or_none(data, depth, digits) -> None:
+    from boocoder_bridge.default_plugins.llama_swap import parse_model_status
+
+    for message in (data, "[" * depth * 40 + data, json.dumps({"type": "modelStatus", "data": json.dumps(
+            [{"id": "m", "state": "ready", "context_length": 0}]).replace("0}", "9" * digits + "}")})):
+        states = parse_model_status(message)
+        assert states is None or all(s.context_window is None or 0 < s.context_window <= MAX_TOKENS for s in states)

@@ -8,7 +8,6 @@ functions that need it: building the plugin list must stay cheap for commands se
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from boocoder_bridge import (
     ProviderKind,
     PushUnsupported,
     hookimpl,
+    load_json,
     parse_model_list,
     positive_int,
     read_events,
@@ -149,14 +149,14 @@ def parse_model_status(data: str) -> list[ModelState] | None:
     list (a list itself is accepted too). Each entry: ``id``, ``state`` (``stopped``, ``starting``, ``ready``,
     ``stopping``, ...), and on newer releases ``context_length``. Entries without a string ``id`` are skipped.
     """
-    try:
-        envelope = json.loads(data)
+    try:  # load_json: deep nesting and over-long integers are a HostError, never a crash
+        envelope = load_json(data.encode("utf-8", "replace"), "/api/events")
         body: Any = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(envelope, dict) or envelope.get("type") != "modelStatus":
             return None
         if isinstance(body, str):
-            body = json.loads(body)
-    except ValueError:
+            body = load_json(body.encode("utf-8", "replace"), "/api/events")
+    except HostError:
         return None
     if not isinstance(body, list):
         return None
