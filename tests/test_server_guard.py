@@ -3,6 +3,7 @@ requests (Origin, Sec-Fetch-Site), the bearer token, and refreshes that cannot s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from boocoder_bridge.httpguard import HostPolicy, host_name
 from tests.fakehost import FakeHost, llama_swap_body
 from tests.test_server import start_server
 
@@ -143,3 +147,32 @@ def test_refreshes_are_coalesced_and_never_starve_other_requests(tmp_path) -> No
     assert all(isinstance(a, httpx.Response) and a.status_code == 200 for a in answers), answers[:3]
     assert {a.json()["providers"][0]["status"] for a in answers if isinstance(a, httpx.Response)} <= {
         "offline", "error"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60) | st.from_regex(r"\A\[?[0-9a-fA-F:.]{0,40}\]?(:[0-9]{0,6})?\Z"))
+def test_no_host_header_outside_loopback_names_is_accepted(header: str) -> None:
+    """Fuzzed: whatever the header, a loopback-bound server accepts it only when it names localhost or a
+    loopback IP, and never raises."""
+    name = host_name(header)
+    allowed = HostPolicy("127.0.0.1").allows(header)
+    if allowed:
+        assert name is not None
+        assert name == "localhost" or ipaddress.ip_address(name).is_loopback
+    assert not HostPolicy("127.0.0.1").allows(header + ".attacker.example")
+
+
+@pytest.mark.parametrize(("bound", "names", "header", "allowed"), [
+    ("0.0.0.0", (), "192.168.1.5:8765", True),  # all addresses: any IP literal (it cannot be rebound)
+    ("0.0.0.0", (), "box.lan:8765", False),  # ... but a name only when configured
+    ("0.0.0.0", ("box.lan",), "box.lan:8765", True),
+    ("::", (), "[fd00::5]:8765", True),
+    ("192.168.1.5", (), "192.168.1.5", True),
+    ("192.168.1.5", (), "192.168.1.6", False),
+    ("box.lan", (), "box.lan:8765", True),  # bound by name: that name
+    ("box.lan", (), "10.0.0.1", False),
+    ("127.0.0.1", (), "127.0.0.2:8765", True),
+    ("127.0.0.1", (), "10.0.0.1:8765", False),
+])
+def test_which_hosts_name_the_bound_address(bound: str, names: tuple[str, ...], header: str, allowed: bool) -> None:
+    assert HostPolicy(bound, names).allows(header) is allowed
