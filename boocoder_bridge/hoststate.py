@@ -94,7 +94,10 @@ class HostState:
         return used, stale
 
     def rows(self, refresh: bool = False) -> list[ProviderRow]:
-        reports = self.reports(refresh)
+        return self.rows_from(self.reports(refresh))
+
+    def rows_from(self, reports: Mapping[str, ProviderReport]) -> list[ProviderRow]:
+        """The rows for reports already at hand (``serve``'s live state)."""
         return [ProviderRow(
             id=pid, label=provider.display_name, kind=provider.kind, base_url=provider.base_url,
             route_base_url=provider.route_base, via_sidecar=provider.sidecar_url is not None,

@@ -193,7 +193,12 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
     @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
     async def providers(refresh: bool = False) -> ProvidersBody:
-        """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``."""
+        """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``
+        (in ``serve``, from the live state, like ``/api/models``)."""
+        if catalog.running:
+            if refresh:
+                await catalog.refresh()
+            return ProvidersBody(providers=bridge.hosts.rows_from(catalog.reports))
         if refresh:
             rows = await lane.coalesced("refresh-providers", lambda: lane.run(bridge.providers, True))
         else:

@@ -71,6 +71,8 @@ def test_host_down_and_back_is_pushed_with_favorites_in_order(tmp_path: Path, sa
         assert gone["favorites"] == [] and group(gone, "sam")["models"] == []
         assert "cannot connect" in group(gone, "sam")["error"]
         assert httpx.get(fleet.url + "/api/favorites").json()["favorites"] == order  # hidden, never deleted
+        rows = {row["id"]: row for row in httpx.get(fleet.url + "/api/providers").json()["providers"]}
+        assert (rows["sam"]["status"], rows["sam"]["model_count"]) == ("offline", 0)  # the same live state
 
         sam.up()
         back = events.until(lambda c: group(c, "sam")["status"] == "online")["catalog"]
