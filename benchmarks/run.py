@@ -496,6 +496,12 @@ def bench_growth_hosts(results: dict[str, Any], folder: Path, counts: Sequence[i
     results["growth_hosts"] = rows
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) a running process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 SERVER_SCRIPT = """
 import json, socket, sys
 import uvicorn
@@ -503,6 +509,8 @@ from boocoder_bridge import Bridge
 from boocoder_bridge.server import create_app
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
+# as on the sockets `serve` makes itself: without it, small answers wait out the peer's delayed ACK (~40 ms)
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 sock.listen(1024)
 app = create_app(Bridge.load())
 print(json.dumps(sock.getsockname()[1]), flush=True)
@@ -546,9 +554,11 @@ def bench_server(results: dict[str, Any], fleet: Fleet, clients: int, requests: 
                         if index % 97 == 0 or index == total - 1:
                             bodies[index] = response.content
 
-                started = time.perf_counter()
+                started, client_cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(proc.pid)
                 await asyncio.gather(*(worker() for _ in range(clients)))
                 elapsed = time.perf_counter() - started
+                client_cpu = time.process_time() - client_cpu
+                server_cpu = process_cpu(proc.pid) - server_cpu
             for index, body in bodies.items():
                 if kind == "resolve":
                     fleet.check_route(json.loads(body), index)
@@ -556,6 +566,8 @@ def bench_server(results: dict[str, Any], fleet: Fleet, clients: int, requests: 
                     fleet.check_catalog(body)
             latencies.sort()
             return {"requests": total, "req_per_s": total / elapsed,
+                    "server_cpu_ms_per_request": 1000 * server_cpu / total,
+                    "client_cpu_ms_per_request": 1000 * client_cpu / total,
                     "p50_ms": 1000 * latencies[len(latencies) // 2],
                     "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
 
@@ -640,8 +652,9 @@ def report(r: dict[str, Any]) -> str:
             if kind in x:
                 y = x[kind]
                 rows.append(f"| server `GET /api/{kind}`, {x['fleet']}, {x['clients']} clients | p50 "
-                            f"{y['p50_ms']:.1f} ms, p99 {y['p99_ms']:.1f} ms, {y['req_per_s']:,.0f} req/s | "
-                            f"{y['requests']} requests | | (reported) |")
+                            f"{y['p50_ms']:.1f} ms, p99 {y['p99_ms']:.1f} ms, {y['req_per_s']:,.0f} req/s; server CPU "
+                            f"{y['server_cpu_ms_per_request']:.2f} ms per request | {y['requests']} requests; load "
+                            f"generator CPU {y['client_cpu_ms_per_request']:.2f} ms per request | | (reported) |")
     lines += rows
     if "growth_hosts" in r:
         lines += ["", "Discovery growth: in-process `reports(refresh=True)`; every host answers in 0.3 s (all on one "
