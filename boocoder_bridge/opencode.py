@@ -183,8 +183,27 @@ def render(config: dict[str, Any]) -> str:
     opencode replaces ``{env:...}`` and ``{file:...}`` in the config TEXT before parsing it; every ``{`` inside a
     string is written as ``\\u007b``, which JSON reads back as ``{`` (ids stay exact) but substitution never
     matches. Encoded by pydantic's encoder (Python's json is about 10x slower on a 10,000-model fleet)."""
-    text = _BRACED_STRING.sub(_escape_braces, to_json(config, indent=2).decode())
+    text = to_json(config, indent=2).decode()
+    if not _foreign_braces(config):  # the usual case: skip two passes over megabytes of text
+        return text + "\n"
+    text = _BRACED_STRING.sub(_escape_braces, text)
     return _OWN_KEY.sub(r'"apiKey": "{env:\1}"', text) + "\n"
+
+
+_OWN_KEY_VALUE = re.compile(r"\{env:[A-Za-z_][A-Za-z0-9_]*}")
+
+
+def _foreign_braces(value: Any, key: str = "") -> bool:
+    """Whether any string in ``value`` holds a ``{`` other than an ``apiKey`` that is exactly ``{env:NAME}``.
+
+    When none does, escaping and un-escaping would give back the encoder's text unchanged."""
+    if isinstance(value, str):
+        return "{" in value and not (key == "apiKey" and _OWN_KEY_VALUE.fullmatch(value))
+    if isinstance(value, dict):
+        return any("{" in k or _foreign_braces(v, k) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_foreign_braces(item) for item in value)
+    return False
 
 
 def write_config(path: Path, config: dict[str, Any]) -> str:

@@ -83,3 +83,17 @@ def test_cli_json_is_what_json_dumps_writes(fleet, run_cli) -> None:
     for argv in (["models", "--json"], ["resolve", "up/coder", "--json"], ["generate"]):
         out = run_cli("--registry", str(path), *argv).out
         assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("name", ["plain", "has {env:X}", "{", "a}b", "\u007b"])
+def test_render_skips_brace_escaping_only_when_it_changes_nothing(name) -> None:
+    from pydantic_core import to_json
+
+    from boocoder_bridge import opencode
+
+    config = {"$schema": opencode.SCHEMA_URL, "provider": {"p": {
+        "options": {"apiKey": "{env:OWN_KEY}", "baseURL": "http://h/v1"}, "models": {"m": {"name": name}}}}}
+    slow = opencode._BRACED_STRING.sub(opencode._escape_braces, to_json(config, indent=2).decode())
+    slow = opencode._OWN_KEY.sub(r'"apiKey": "{env:\1}"', slow) + "\n"
+    assert opencode.render(config) == slow
+    assert json.loads(opencode.render(config)) == config
