@@ -105,6 +105,11 @@ def test_chat_through_the_proxy_reaches_llama_cpp_streaming_too(swap_proxy) -> N
 #    try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": N, "n_ctx": CTX}};
 # - a prompt that fits with a max_tokens beyond what is left: HTTP 200, generation silently stops when the
 #   context is full, finish_reason "length", prompt_tokens + completion_tokens == n_ctx (no error at all).
+# - opencode 1.18.33 itself (`opencode run -m P/M "hi"`, no limit emitted, so max_tokens 32000): its main request
+#   is about 12.6k tokens of this byte vocabulary (31 KB of JSON), its title request about 2.6k; against a
+#   512-token server both get the 400 above, opencode prints llama.cpp's message ("Error: request (12580 tokens)
+#   exceeds the available context size (512 tokens), try increasing it") and exits 1 after about 40 s.
+# - llama.cpp serves no more than the model's n_ctx_train: -c 32768 on a model trained for 4096 serves 4096.
 @pytest.mark.parametrize("via", ["direct", "proxy"])
 def test_a_prompt_beyond_n_ctx_gets_llama_cpps_exceed_context_error(via, llama_server, swap_proxy) -> None:
     url = llama_server.url if via == "direct" else swap_proxy.url
