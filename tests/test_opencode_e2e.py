@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -35,7 +36,8 @@ def test_composite_ids_reach_the_right_host(opencode, hosts, write_registry, tmp
             "cloud": {"kind": "openai-compatible", "base_url": cloud.url, "api_key_env": "CLOUD_TEST_KEY"},
         },
     })
-    bridge = Bridge.load(registry, tmp_path / "state", env={"CLOUD_TEST_KEY": "sk-e2e-777"})
+    # os.environ carries the session's XDG_STATE_HOME: the bridge never reads the user's opencode model.json
+    bridge = Bridge.load(registry, tmp_path / "state", env={**os.environ, "CLOUD_TEST_KEY": "sk-e2e-777"})
     config_path, stale = bridge.write_opencode_config()
     config = json.loads(config_path.read_text())
     assert stale == [] and opencode_schema_errors(config) == []

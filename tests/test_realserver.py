@@ -173,4 +173,3 @@ def test_opencode_reaches_a_real_llama_cpp_server_within_its_limits(llama_server
         assert chats and {c["model"] for c in chats} == {REAL_MODEL}
         assert all(0 < c["max_tokens"] <= 32 for c in chats)
         assert {status for path, status in proxy.forwarded} == {200}
-

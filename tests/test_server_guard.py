@@ -18,7 +18,10 @@ from boocoder_bridge.httpguard import HostPolicy, host_name
 from tests.fakehost import FakeHost, llama_swap_body
 from tests.test_server import start_server
 
-ENV = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
+
+def server_env() -> dict[str, str]:
+    """The environment at call time (so the session's own XDG_STATE_HOME), without a token."""
+    return {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
 
 
 def write_fleet(folder: Path, host: FakeHost, timeout_s: float = 2) -> Path:
@@ -32,7 +35,8 @@ def write_fleet(folder: Path, host: FakeHost, timeout_s: float = 2) -> Path:
 def guarded(tmp_path_factory) -> Iterator[tuple[str, FakeHost]]:
     folder = tmp_path_factory.mktemp("guard")
     host = FakeHost(models_body=llama_swap_body("coder")).start()
-    process, url = start_server(write_fleet(folder, host), folder / "state", "--allow-host", "Box.LAN", env=ENV)
+    process, url = start_server(write_fleet(folder, host), folder / "state", "--allow-host", "Box.LAN",
+                                env=server_env())
     yield url, host
     process.terminate()
     process.wait(timeout=10)
@@ -95,7 +99,7 @@ def test_same_origin_and_direct_requests_are_served(guarded) -> None:
 def test_bearer_scheme_is_case_insensitive_and_401_says_how_to_authenticate(tmp_path) -> None:
     host = FakeHost().start()
     process, url = start_server(write_fleet(tmp_path, host), tmp_path / "state",
-                                env={**ENV, "BOOCODER_BRIDGE_TOKEN": "t0ken-abc"})
+                                env={**server_env(), "BOOCODER_BRIDGE_TOKEN": "t0ken-abc"})
     try:
         for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
             answer = httpx.get(url + "/api/favorites", headers={"Authorization": f"{scheme} t0ken-abc"})
@@ -115,7 +119,7 @@ def test_refreshes_are_coalesced_and_never_starve_other_requests(tmp_path) -> No
     """45 refreshes against a host that hangs: one discovery is in flight, the rest wait for it without holding
     the server's workers, so /healthz and the favorites answer while the host still hangs."""
     hanging = FakeHost(fault="hang").start()
-    process, url = start_server(write_fleet(tmp_path, hanging, timeout_s=30), tmp_path / "state", env=ENV)
+    process, url = start_server(write_fleet(tmp_path, hanging, timeout_s=30), tmp_path / "state", env=server_env())
     answers: list[httpx.Response | Exception] = []
 
     def refresh() -> None:
