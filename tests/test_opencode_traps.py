@@ -40,6 +40,18 @@ def _home(tmp_path: Path, name: str) -> Path:
     return home
 
 
+def _verbose_models(text: str) -> dict[str, dict]:
+    """``opencode models --verbose``: a ``provider/model`` line, then that model's JSON."""
+    import re
+
+    models: dict[str, dict] = {}
+    for block in re.split(r"^(?=[a-z0-9][a-z0-9._-]*/\S+$)", text, flags=re.M):
+        head, _, body = block.partition("\n")
+        if body.strip():
+            models[head.strip()] = json.loads(body)
+    return models
+
+
 def _run(opencode: Path, args: list[str], env: dict[str, str], cwd: Path | None = None,
          timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(opencode), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -82,13 +94,18 @@ def test_catalog_ids_hostile_text_and_limits(opencode, hosts, write_registry, tm
 
     home = _home(tmp_path, "home")
     env = opencode_env(home, config_path, USER_KEYS)
-    listed = _run(opencode, ["models"], env)
+    listed = _run(opencode, ["models", "--verbose"], env)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    lines = set(listed.stdout.split())
+    seen = _verbose_models(listed.stdout)
     for pid in ("openai", "llama", "lmstudio", "deepseek"):
-        got = {line for line in lines if line.startswith(pid + "/")}
+        got = {key for key in seen if key.startswith(pid + "/")}
         assert got == {f"{pid}/{m}" for m in config["provider"][pid]["models"]}, (pid, got)
     assert "s3cr3t-x" not in listed.stdout + listed.stderr
+    gpt = seen["openai/gpt-4o"]  # the catalog's gpt-4o: 128000/16384, image input, priced; none of it is left
+    assert gpt["limit"] == {"context": 0, "output": 0} and gpt["cost"]["input"] == 0
+    assert gpt["capabilities"]["attachment"] is False and gpt["capabilities"]["input"]["image"] is False
+    assert seen["llama/inj-{env:SECRET_X}"]["name"] == "{file:/nonexistent}"  # shown as text, never read
+    assert seen["lmstudio/m1"]["limit"] == {"context": 32768, "input": 28672, "output": 8192}
 
     # Unknown window: opencode's own default (32000), never the catalog's gpt-4o 16384; opencode's code for the
     # ``openai`` id sends no max_tokens at all (a code path keyed on the id, not config: README).
