@@ -209,6 +209,7 @@ class _ProviderShape(_Gate):
     enabled_if_env: _ENV | None = None
     discover: bool | None = None
     timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    refresh_s: Annotated[float, Field(ge=1, le=86400)] | None = None
     request_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique)] | None = None
     models: dict[_TEXT_512, _ModelShape] | None = None

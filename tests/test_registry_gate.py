@@ -25,7 +25,8 @@ spots = st.sampled_from([
     ("default_provider",), ("$schema",), ("extra",), ("providers",), ("providers", 0, "kind"),
     ("providers", 0, "base_url"), ("providers", 0, "sidecar_url"), ("providers", 0, "label"),
     ("providers", 0, "api_key_env"), ("providers", 0, "enabled_if_env"), ("providers", 0, "discover"),
-    ("providers", 0, "timeout_s"), ("providers", 0, "bare_ids"), ("providers", 0, "models"),
+    ("providers", 0, "timeout_s"), ("providers", 0, "refresh_s"), ("providers", 0, "request_timeout_s"),
+    ("providers", 0, "bare_ids"), ("providers", 0, "models"),
     ("providers", 0, "token")])
 
 
@@ -71,3 +72,20 @@ def test_a_warm_command_never_imports_jsonschema(tmp_path) -> None:
              "print('jsonschema' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "False"
+
+
+def test_the_gate_knows_every_key_the_schema_allows() -> None:
+    """A key the schema allows but the gate does not know sends every registry using it down the slow path
+    (jsonschema imported and compiled on each command), silently; ``refresh_s`` did."""
+    from boocoder_bridge.registry import _ModelShape, _ProviderShape, _RegistryShape
+
+    schema = jsonschemas.load_schema(SCHEMA)
+    gate_keys = {name: {f.alias or key for key, f in shape.model_fields.items()}
+                 for name, shape in (("registry", _RegistryShape), ("provider", _ProviderShape),
+                                     ("model", _ModelShape))}
+    assert set(schema["properties"]) == gate_keys["registry"]
+    assert set(schema["$defs"]["provider"]["properties"]) == gate_keys["provider"]
+    assert set(schema["$defs"]["model"]["properties"]) == gate_keys["model"]
+    data = {"default_provider": "home", "providers": {"home": {"kind": "llama-swap", "base_url": "http://h:1",
+                                                                "refresh_s": 5}}}
+    assert _fits_schema(data)
