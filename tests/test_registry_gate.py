@@ -89,3 +89,12 @@ def test_the_gate_knows_every_key_the_schema_allows() -> None:
     data = {"default_provider": "home", "providers": {"home": {"kind": "llama-swap", "base_url": "http://h:1",
                                                                 "refresh_s": 5}}}
     assert _fits_schema(data)
+
+
+def test_the_example_fleet_with_every_field_takes_the_fast_path() -> None:
+    """A key added to the schema but not to the gate would send every registry using it through jsonschema."""
+    from tests.fakehost import FIXTURES
+
+    data = json.loads((FIXTURES / "fleet.example.json").read_text())
+    assert not jsonschemas.errors(SCHEMA, data)
+    assert _fits_schema(data)
