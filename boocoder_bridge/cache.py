@@ -17,10 +17,10 @@ from pydantic import BaseModel, ValidationError
 
 from .bulk import bulk
 from .errors import StateError
-from .files import atomic_write
+from .files import ReadRefused, atomic_write, read_capped
 from .hostdata import ProviderReport
 from .registry import Provider
-from .settings import CACHE_FILE, STATE_DIR_ENV
+from .settings import CACHE_FILE, MAX_CACHE_BYTES, STATE_DIR_ENV
 
 CACHE_VERSION = 2
 READABLE_VERSIONS = (1, CACHE_VERSION)
@@ -70,14 +70,16 @@ class DiscoveryCache:
             self._stamp, self._data, self.problem = stamp, None, None
             self.generation += 1
             try:
+                raw = read_capped(self.path, MAX_CACHE_BYTES)  # a fifo would hang every command; /dev/zero never ends
                 with bulk():
-                    self._data = CacheFile.model_validate_json(self.path.read_bytes())
+                    self._data = CacheFile.model_validate_json(raw)
                 if self._data.version not in READABLE_VERSIONS:
                     raise ValueError(f"cache version {self._data.version}")
             except FileNotFoundError:
                 self._data = CacheFile()
             except (OSError, ValueError, ValidationError) as exc:
-                self.problem = f"ignored unreadable cache {self.path} ({exc.__class__.__name__})"
+                why = str(exc) if isinstance(exc, ReadRefused) else exc.__class__.__name__
+                self.problem = f"ignored unreadable cache {self.path} ({why})"
                 self._data = CacheFile()
         return self._data
 

@@ -46,6 +46,7 @@ MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
 # --- limits on input files (README "Reliability") ---------------------------------------------------------
 MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
 MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
+MAX_CACHE_BYTES = 256 << 20  # the discovery cache: MAX_HOST_MODELS per provider is ~15 MB; more is not ours
 
 # --- files in the state dir -----------------------------------------------------------------------------
 CACHE_FILE = "discovery-cache.json"

@@ -221,3 +221,20 @@ def test_a_bad_cache_ttl_is_one_line_exit_2(fleet, tmp_path, argv, env, fragment
 def test_a_good_flag_wins_over_a_bad_environment_ttl(fleet, tmp_path) -> None:
     env = {**cli_env(tmp_path / "s"), "BOOCODER_BRIDGE_CACHE_TTL": "abc"}
     assert run_process("--registry", str(fleet()), "--cache-ttl", "0", "models", env=env).code == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_cache_that_is_a_fifo_or_a_device_is_ignored_not_read(write_registry, tmp_path, kind: str) -> None:
+    """The cache is read like the registry (files.read_capped): a fifo hung every command, /dev/zero never ends."""
+    if kind == "device" and not Path("/dev/zero").exists():
+        pytest.skip("/dev/zero does not exist here")
+    state = tmp_path / "state"
+    state.mkdir()
+    cache = state / "discovery-cache.json"
+    os.mkfifo(cache) if kind == "fifo" else cache.symlink_to("/dev/zero")
+    registry = write_registry({"default_provider": "h", "providers": {
+        "h": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"}}})
+    result = run("--registry", str(registry), "generate", "--offline", env=cli_env(state))  # 60 s timeout
+    assert result.code == 0, result.err
+    assert f"ignored unreadable cache {cache} (not a regular file" in result.err, result.err
+    assert "Traceback" not in result.err
