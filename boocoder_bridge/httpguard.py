@@ -4,8 +4,8 @@ Three checks, in order:
 
 1. ``Host`` must name the bound address (DNS rebinding: a page on ``attacker.example`` whose name now
    resolves to 127.0.0.1 sends ``Host: attacker.example``). Accepted: ``localhost``, the bound IP (any
-   loopback IP when bound to loopback, any IP literal when bound to all addresses: an IP literal cannot be
-   rebound), and the names given with ``--allow-host``. Else 421.
+   loopback IP when bound to loopback or to the name localhost, any IP literal when bound to all addresses:
+   an IP literal cannot be rebound), and the names given with ``--allow-host``. Else 421.
 2. The bearer token, when one is set (scheme case-insensitive, RFC 7235). Else 401 with ``WWW-Authenticate``.
 3. Browser requests from another site are refused (403): ``Sec-Fetch-Site: cross-site|same-site``, or an
    ``Origin`` that is not this server. Without CORS headers such a page could never read an answer anyway,
@@ -55,6 +55,8 @@ class HostPolicy:
         except ValueError:
             self.ip = None
             self.names.add(bound.lower())
+        if bound.lower().removesuffix(".") == "localhost":  # bound to a loopback IP, which serve prints as its URL
+            self.ip = ipaddress.ip_address("127.0.0.1")
 
     def allows(self, header: str) -> bool:
         name = host_name(header)

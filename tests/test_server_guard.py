@@ -177,6 +177,33 @@ def test_no_host_header_outside_loopback_names_is_accepted(header: str) -> None:
     ("box.lan", (), "10.0.0.1", False),
     ("127.0.0.1", (), "127.0.0.2:8765", True),
     ("127.0.0.1", (), "10.0.0.1:8765", False),
+    ("localhost", (), "127.0.0.1:8765", True),  # bound by the loopback name: serve prints the IP it got
+    ("localhost", (), "[::1]:8765", True),
+    ("localhost", (), "10.0.0.1:8765", False),
+    ("localhost", (), "box.lan:8765", False),
 ])
 def test_which_hosts_name_the_bound_address(bound: str, names: tuple[str, ...], header: str, allowed: bool) -> None:
     assert HostPolicy(bound, names).allows(header) is allowed
+
+
+def test_the_url_serve_prints_for_host_localhost_is_served(tmp_path) -> None:
+    """``serve --host localhost`` prints the socket's address (``http://127.0.0.1:PORT``); that URL answered 421."""
+    import subprocess
+    import sys
+
+    host = FakeHost(models_body=llama_swap_body("coder")).start()
+    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "--registry", str(write_fleet(tmp_path, host)),
+                                "--state-dir", str(tmp_path / "state"), "serve", "--host", "localhost", "--port", "0"],
+                               env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving http://"), (line, process.poll())
+        url = line.split()[1]
+        answer = httpx.get(url + "/api/models", timeout=30)
+        assert answer.status_code == 200, (url, answer.text)
+        assert [g["id"] for g in answer.json()["providers"]] == ["h"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        host.stop()
