@@ -284,6 +284,8 @@ def bind(host: str, port: int) -> Any:
     import errno
     import socket
 
+    if not 0 <= port <= 65535:  # getaddrinfo would take 70000 and bind 4464 (70000 mod 65536)
+        raise ServeError(f"port {port} is not a TCP port; give --port 1-65535, or 0 for a free one")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]

@@ -127,6 +127,15 @@ def test_serve_on_a_port_in_use_says_so_with_exit_7(fleet) -> None:
                           "a free one\n")
 
 
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_on_a_port_out_of_range_is_exit_7_not_another_port(fleet, port: str) -> None:
+    """getaddrinfo wraps ports: --port 70000 served on 4464 and ran on, so the command never ended."""
+    result = run_process("--registry", str(fleet), "serve", f"--port={port}", timeout=60)
+    assert result.code == 7 and result.out == "", (result.code, result.out, result.err)
+    assert result.err == (f"boocoder-bridge: error: port {port} is not a TCP port; give --port 1-65535, or 0 for "
+                          "a free one\n")
+
+
 def documented_commands() -> dict[str, set[str]]:
     """The README's CLI reference block: command -> the options it shows ('' for the global line)."""
     import re
