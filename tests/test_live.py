@@ -3,13 +3,18 @@ shutdown. Real ``serve`` processes and hosts on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
 
+from boocoder_bridge.demo.loopback import LoopbackServer
 from tests.conftest import REAL_MODEL, REAL_N_CTX
 from tests.fakehost import llama_swap_body
 from tests.live_fleet import EventReader, Host, favorite_ids, group, serve_fleet
@@ -160,3 +165,54 @@ def test_llama_swap_events_make_a_loaded_models_context_known(tmp_path: Path, sw
         gone = events.until(lambda c: group(c, "swap")["status"] == "offline")["catalog"]
         assert group(gone, "swap")["models"] == []
         events.close()
+
+
+class EndlessEvents(BaseHTTPRequestHandler):
+    """A hostile llama-swap: a normal model list, and an ``/api/events`` that sends one line that never ends."""
+
+    protocol_version = "HTTP/1.1"
+    written: ClassVar[list[int]] = []  # bytes sent on each /api/events connection
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path != "/api/events":
+            body = json.dumps(llama_swap_body("coder")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        sent, chunk = 0, b"x" * 65536
+        try:
+            self.wfile.write(b"event: message\ndata: ")
+            while sent < 256 * 1024 * 1024:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the bridge hung up
+        self.written.append(sent)
+
+
+def test_a_host_event_stream_that_never_ends_a_line_is_cut_off(tmp_path: Path) -> None:
+    with LoopbackServer(EndlessEvents) as host:
+        providers = {"evil": {"kind": "llama-swap", "base_url": host.url}}
+        with serve_fleet(tmp_path, providers, {}) as fleet:
+            events = EventReader(fleet.url)
+            assert group(events.next()["catalog"], "evil")["status"] == "online"
+            deadline = time.monotonic() + 60
+            while len(EndlessEvents.written) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            # The bridge hung up on each stream after its 4 MiB limit (plus what socket buffers hold), and
+            # reconnected; the provider stayed online and the server kept serving.
+            assert len(EndlessEvents.written) >= 2
+            assert max(EndlessEvents.written) < 32 * 1024 * 1024
+            assert group(httpx.get(fleet.url + "/api/models").json(), "evil")["status"] == "online"
+            events.close()
