@@ -7,6 +7,7 @@ Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabl
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -311,13 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     model_id(run)
     run.add_argument("prompt", metavar="PROMPT", nargs="+", help="the prompt (several words are joined by opencode)")
     run.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
+    run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="stop opencode after SECONDS (exit 124; default: no limit)")
     arena = add("arena", cmd_arena, "set up (and with --prompt, run) an arena match")
     model_id(arena, "ids", nargs="+", help="two or more contestants (model IDs)")
     arena.add_argument("--json", action="store_true", help=JSON_HELP)
     arena.add_argument("--prompt", metavar="TEXT", help="run every contestant on TEXT at once, answers side by side")
-    arena.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+    arena.add_argument("--timeout", type=_seconds, default=600, metavar="SECONDS",
                        help="per contestant (default: %(default)s)")
     arena.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     plugins = add("plugins", cmd_plugins, "the loaded plugins and the hooks each implements")
@@ -331,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "eval \"$(boocoder-bridge completion bash)\"")
     completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))
     return parser
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds (``nan`` meant no limit, ``-5`` a kill at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a positive number of seconds, e.g. 600")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -136,6 +136,15 @@ def test_serve_on_a_port_out_of_range_is_exit_7_not_another_port(fleet, port: st
                           "a free one\n")
 
 
+@pytest.mark.parametrize("command", [["run", "desk/tiny-alpha", "hi"], ["arena", "desk/tiny-alpha", "desk/tiny-beta"]])
+@pytest.mark.parametrize("value", ["nan", "-5", "0", "inf", "soon"])
+def test_a_timeout_that_is_no_positive_number_is_a_usage_error(fleet, run_cli, command, value) -> None:
+    """nan ran opencode with no limit at all; -5 and 0 started it and killed it at once ("within -5 s")."""
+    result = run_cli("--registry", str(fleet), *command, f"--timeout={value}", "--opencode", sys.executable)
+    assert result.code == 2 and result.out == "", (result.code, result.out)
+    assert "argument --timeout: " in result.err and "not a positive number of seconds" in result.err
+
+
 def documented_commands() -> dict[str, set[str]]:
     """The README's CLI reference block: command -> the options it shows ('' for the global line)."""
     import re
