@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import ModelIdError
-from .files import atomic_write, ensure_dir
+from .files import atomic_write, ensure_dir, read_capped
 from .ids import ModelRef
 from .settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
 from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
@@ -125,10 +125,19 @@ def _read_model_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _load_base(path: Path) -> Any:
+    """The base file's JSON. Our own derived data, yet read like any input: capped, never a fifo, and deep
+    nesting a ValueError (a RecursionError was a traceback on every favorites command)."""
+    try:
+        return json.loads(read_capped(path, MAX_MODEL_JSON_BYTES).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _read_base(path: Path, key: str) -> list[str] | None:
     """The fleet list mirrored last time into the model.json at ``key``; None when unknown (derived data)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _load_base(path)
         listed = data["files"][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -137,7 +146,7 @@ def _read_base(path: Path, key: str) -> list[str] | None:
 
 def _write_base(path: Path, key: str, favorites: list[str]) -> None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _load_base(path)
         files = data["files"] if isinstance(data, dict) and isinstance(data.get("files"), dict) else {}
     except (OSError, ValueError):
         files = {}

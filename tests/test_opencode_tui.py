@@ -159,3 +159,24 @@ def test_symlinked_model_json_is_written_through(registry, model_json, tmp_path)
     Bridge.load(registry).add_favorite("desk/a")
     assert model_json.is_symlink()
     assert tui_favorites(real) == [fav("desk", "a")]
+
+
+@pytest.mark.parametrize("kind", ["nested", "fifo"])
+def test_a_broken_base_file_is_forgotten_not_a_crash(registry, model_json, isolated, kind) -> None:
+    """The base of the three-way merge is derived data: nested JSON was a RecursionError traceback on every
+    favorites command, and a fifo hung them. Without a base the merge is the union, so nothing is lost."""
+    from tests.helpers import run_process
+
+    isolated.mkdir(parents=True, exist_ok=True)
+    base = isolated / BASE_FILE
+    if kind == "fifo":
+        os.mkfifo(base)
+    else:
+        base.write_text("[" * 100_000 + "]" * 100_000)
+    tui_write(model_json, {"favorite": [fav("desk", "c")]})
+    env = {**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(isolated),
+           "XDG_STATE_HOME": str(model_json.parent.parent)}
+    result = run_process("--registry", str(registry), "favorites", "add", "desk/a", env=env, timeout=60)
+    assert result.code == 0 and result.out == "added desk/a\n", (result.code, result.err[-500:])
+    assert "Traceback" not in result.err
+    assert tui_favorites(model_json) == [fav("desk", "a"), fav("desk", "c")]
