@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import ModelIdError
-from .files import atomic_write, ensure_dir, read_capped
+from .files import ReadRefused, atomic_write, ensure_dir, read_capped
 from .ids import ModelRef
 from .settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
 from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
@@ -106,14 +106,13 @@ def _no_constants(name: str) -> Any:
 def _read_model_json(path: Path) -> dict[str, Any] | None:
     """The parsed file, None when there is none; raises _Unreadable (one-line reason) for anything else."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_MODEL_JSON_BYTES + 1)
+        raw = read_capped(path, MAX_MODEL_JSON_BYTES)  # a fifo or device is refused, never read
     except FileNotFoundError:
         return None
+    except ReadRefused as exc:
+        raise _Unreadable(str(exc)) from None
     except OSError as exc:
         raise _Unreadable(f"cannot read it ({exc.strerror or exc})") from None
-    if len(raw) > MAX_MODEL_JSON_BYTES:
-        raise _Unreadable(f"it is larger than {MAX_MODEL_JSON_BYTES} bytes")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -180,3 +180,20 @@ def test_a_broken_base_file_is_forgotten_not_a_crash(registry, model_json, isola
     assert result.code == 0 and result.out == "added desk/a\n", (result.code, result.err[-500:])
     assert "Traceback" not in result.err
     assert tui_favorites(model_json) == [fav("desk", "a"), fav("desk", "c")]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "big"])
+def test_a_model_json_that_is_a_fifo_or_too_big_is_left_alone(registry, model_json, isolated, kind) -> None:
+    """opencode's file is read with files.read_capped: a fifo hung every favorites command (and serve's watch)."""
+    from tests.helpers import run_process
+
+    model_json.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(model_json)
+    else:
+        model_json.write_text('{"favorite": []}' + " " * (4 << 20))
+    env = {**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(isolated),
+           "XDG_STATE_HOME": str(model_json.parent.parent)}
+    result = run_process("--registry", str(registry), "favorites", "add", "desk/a", env=env, timeout=60)
+    assert result.code == 0 and result.out == "added desk/a\n", (result.code, result.err[-500:])
+    assert f"warning: {model_json}: " in result.err and "left it as it is" in result.err, result.err
