@@ -141,30 +141,35 @@ def test_a_bad_running_answer_keeps_the_list_and_says_so(hosts, write_registry, 
 
 def test_an_unexpected_exception_in_any_kind_is_that_providers_error(hosts, write_registry) -> None:
     """The structural guarantee: whatever a kind's discovery raises, only its provider fails, in one line."""
-    from boocoder_bridge import Bridge, hookimpl
+    from boocoder_bridge import Bridge, HostError, hookimpl
     from boocoder_bridge.kinds import ProviderKind
     from boocoder_bridge.plugins import make_plugin_manager
 
     class Exploding(ProviderKind):
         async def list_models(self, client):
+            if self.name == "bogus":  # a HostError built wrong: no valid status, a reason that is not text
+                raise HostError("bogus", 42)
+            if self.name == "junk":  # not (models, skipped) at all
+                return {"models": "no"}
             raise {"zero": ZeroDivisionError, "recursion": RecursionError, "type": TypeError}[self.name](
                 "boom\non two lines \x1b[2J")
 
     class Plugin:
         @hookimpl
         def register_provider_kinds(self, register):
-            for name in ("zero", "recursion", "type"):
+            for name in ("zero", "recursion", "type", "bogus", "junk"):
                 register(Exploding(name=name))
 
     good = hosts(models_body=llama_swap_body("fine-model"))
     registry = write_registry({"default_provider": "good", "providers": {
         "good": {"kind": "llama-swap", "base_url": good.url},
-        **{name: {"kind": name, "base_url": good.url} for name in ("zero", "recursion", "type")}}})
+        **{name: {"kind": name, "base_url": good.url} for name in ("zero", "recursion", "type", "bogus", "junk")}}})
     pm = make_plugin_manager(entry_points=False)
     pm.register(Plugin())
     reports = Bridge.load(registry, plugin_manager=pm).reports()
     assert reports["good"].status == "online"
-    for name, exc in (("zero", "ZeroDivisionError"), ("recursion", "RecursionError"), ("type", "TypeError")):
+    for name, exc in (("zero", "ZeroDivisionError"), ("recursion", "RecursionError"), ("type", "TypeError"),
+                      ("bogus", "42"), ("junk", "ValueError")):
         assert reports[name].status == "error" and reports[name].models == []
         assert exc in reports[name].error and "\n" not in reports[name].error and "\x1b" not in reports[name].error
 
