@@ -200,8 +200,9 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
             client = HostClient(http, provider, env)
             models, skipped = await list_models(client)
         return _online(provider, models, skipped, client.notes, started)
-    except HostError as exc:
-        return ProviderReport(provider=provider.id, status=exc.status, error=exc.reason, fetched_at=started)
+    except HostError as exc:  # a kind's own HostError is trusted only as far as its type says
+        return ProviderReport(provider=provider.id, status="offline" if exc.status == "offline" else "error",
+                              error=str(exc.reason), fetched_at=started)
     except TimeoutError:
         return ProviderReport(provider=provider.id, status="offline", fetched_at=started,
                               error=f"no complete answer within {provider.timeout_s:g} s")
@@ -210,7 +211,10 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
                               error=_transport_reason(exc, provider))
     except Exception as exc:  # a bug, in a kind (a plugin's too) or here, meets a host it did not expect
         log.debug("discovery of %s failed", provider.id, exc_info=True)
-        first_line = (str(exc).splitlines() or [""])[0]
+        try:
+            first_line = (str(exc).splitlines() or [""])[0]
+        except Exception:  # even an exception whose message cannot be made stays one provider's error
+            first_line = ""
         return ProviderReport(provider=provider.id, status="error", fetched_at=started,
                               error=f"discovery failed on the host's answer ({exc.__class__.__name__}"
                                     + (f": {first_line})" if first_line else ")"))
