@@ -134,7 +134,10 @@ def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
             raise ReadRefused(f"the file is {info.st_size} bytes; the limit is {limit}")
         os.set_blocking(fd, True)
         chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, min(1 << 16, limit + 1 - size))):
+        # The size fstat gave, plus one byte to see the end, in one read (the cache is read per command); a file
+        # still growing is read on in pieces, never past limit + 1.
+        while size <= limit and (chunk := os.read(fd, min(max(1 << 16, info.st_size + 1 - size),
+                                                          limit + 1 - size))):
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:

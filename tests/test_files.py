@@ -238,3 +238,26 @@ def test_a_cache_that_is_a_fifo_or_a_device_is_ignored_not_read(write_registry, 
     assert result.code == 0, result.err
     assert f"ignored unreadable cache {cache} (not a regular file" in result.err, result.err
     assert "Traceback" not in result.err
+
+
+def test_read_capped_reads_a_whole_file_in_one_read_and_never_past_the_cap(tmp_path, monkeypatch) -> None:
+    """The discovery cache is read on every command: one read of the size fstat gave (plus one byte to see the
+    end), not a 64 KiB loop; a file over the cap is refused before any read."""
+    from boocoder_bridge import files
+
+    reads: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(files.os, "read", counting_read)
+    path = tmp_path / "cache.json"
+    path.write_bytes(b"x" * (3 << 20))
+    assert files.read_capped(path, 4 << 20) == b"x" * (3 << 20)
+    assert len(reads) <= 2 and max(reads) <= (4 << 20) + 1, reads
+    reads.clear()
+    with pytest.raises(files.ReadRefused, match="the limit is"):
+        files.read_capped(path, 1 << 20)
+    assert reads == []
