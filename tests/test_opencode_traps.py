@@ -87,7 +87,7 @@ def test_catalog_ids_hostile_text_and_limits(opencode, hosts, write_registry, tm
         "deepseek": {"kind": "openai-compatible", "base_url": deepseek.url, "discover": False,
                      "api_key_env": "DEEPSEEK_API_KEY", "models": {"deepseek-chat": {"context_window": 65536}}},
     }})
-    bridge = Bridge.load(registry, tmp_path / "state", env={})
+    bridge = Bridge.load(registry, tmp_path / "state", env={"HOME": str(tmp_path / "home")})  # no keys; no real HOME
     config_path, _ = bridge.write_opencode_config()
     config = json.loads(config_path.read_text())
     assert opencode_schema_errors(config) == []

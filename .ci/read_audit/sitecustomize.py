@@ -44,7 +44,8 @@ def _install() -> None:
             if allowed(path) or allowed(os.path.realpath(path)) or path in seen:
                 return
             seen.add(path)
-            line = f"{os.getpid()} {event} {path} ({' '.join(sys.argv)[:200]})\n"
+            test = os.environ.get("PYTEST_CURRENT_TEST", "")  # pytest sets it; subprocesses inherit it
+            line = f"{os.getpid()} {event} {path} ({test or ' '.join(sys.argv)[:200]})\n"
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line.encode("utf-8", "backslashreplace"))
