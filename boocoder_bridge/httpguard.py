@@ -49,7 +49,8 @@ class HostPolicy:
     """The Host names that mean "this server" for a server bound to ``bound``."""
 
     def __init__(self, bound: str, names: Iterable[str] = ()) -> None:
-        self.names = {"localhost", *(n.strip().lower().removesuffix(".") for n in names)}
+        # Given as a Host header would hold them ("box.lan:8765", "[fd00::1]"): only the name part is compared.
+        self.names = {"localhost", *(host_name(n) or n.strip().lower().removesuffix(".") for n in names)}
         try:
             self.ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(bound.strip("[]"))
         except ValueError:

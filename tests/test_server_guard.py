@@ -181,6 +181,9 @@ def test_no_host_header_outside_loopback_names_is_accepted(header: str) -> None:
     ("localhost", (), "[::1]:8765", True),
     ("localhost", (), "10.0.0.1:8765", False),
     ("localhost", (), "box.lan:8765", False),
+    ("0.0.0.0", ("Box.LAN:8765",), "box.lan:8765", True),  # --allow-host with a port: the name part counts
+    ("127.0.0.1", ("[fd00::1]",), "[fd00::1]:8765", True),
+    ("192.168.1.5", ("box.lan.",), "box.lan", True),
 ])
 def test_which_hosts_name_the_bound_address(bound: str, names: tuple[str, ...], header: str, allowed: bool) -> None:
     assert HostPolicy(bound, names).allows(header) is allowed
