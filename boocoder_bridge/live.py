@@ -224,7 +224,8 @@ class LiveCatalog:
             log.warning("%s", exc)
 
     def _set_report(self, pid: str, report: ProviderReport) -> None:
-        came_back = report.available and not self.reports[pid].available
+        old = self.reports[pid]
+        came_back = report.available and not old.available
         self.reports[pid] = report
         if came_back and pid in self._reconnect:
             self._reconnect[pid].set()  # reopen its push channel now, not when the backoff ends
@@ -232,7 +233,10 @@ class LiveCatalog:
         stream = self._streams.get(pid)
         if not report.available and stream is not None and not stream.done():
             stream.cancel()  # a host that stopped answering may have left a half-open stream: drop it
-        self._rebuild()
+        # The catalog shows status, error and models, not fetched_at: the same answer again (every round of every
+        # provider) would rebuild the whole catalog (57 ms for 20 x 500 models, on the event loop) to no change.
+        if (report.status, report.error, report.models) != (old.status, old.error, old.models):
+            self._rebuild()
 
     async def _watch_loop(self, provider: Provider) -> None:
         """Follow the provider's push channel; every message or drop triggers a discovery of that provider."""
