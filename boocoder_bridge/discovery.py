@@ -64,12 +64,15 @@ class HostClient:
 
     @contextlib.asynccontextmanager
     async def stream(self, path: str) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
-        """A long-lived GET such as an event stream: ``(status, body chunks)``. Connecting is bounded by the
-        provider's ``timeout_s``; reading is not (an idle stream may say nothing for hours)."""
+        """A long-lived GET such as an event stream: ``(status, body chunks)``. Connecting and the response head
+        are bounded by the provider's ``timeout_s`` (a host that accepts and never answers would hold the stream
+        forever); reading the body is not (an idle stream may say nothing for hours)."""
         timeout = httpx.Timeout(self.provider.timeout_s, read=None)
         headers = {**self.headers, "Accept": "text/event-stream", "Accept-Encoding": "identity"}
-        async with self.http.stream("GET", self.provider.base_url + path, headers=headers,
-                                    timeout=timeout) as response:
+        async with contextlib.AsyncExitStack() as stack:
+            async with asyncio.timeout(self.provider.timeout_s):
+                response = await stack.enter_async_context(self.http.stream(
+                    "GET", self.provider.base_url + path, headers=headers, timeout=timeout))
             yield response.status_code, _decoded(response, path)
 
     async def get_json(self, path: str) -> Any:

@@ -96,3 +96,29 @@ def test_the_proxy_swaps_a_stopped_model_in_and_says_so(swap_proxy, llama_server
         assert chat.status_code == 200
         assert [next(received)[1][0]["state"] for _ in range(2)] == ["starting", "ready"]
     assert swap_proxy.swaps == [REAL_MODEL]
+
+
+
+def test_a_push_channel_whose_host_never_answers_ends_at_the_providers_timeout() -> None:
+    """The stream's read timeout is off (an idle stream is normal), which also left waiting for the response
+    head unbounded: a host that accepted and never answered held the push channel forever."""
+    import asyncio
+    import socket
+
+    from boocoder_bridge import HostClient
+    from boocoder_bridge.registry import Provider
+
+    async def run(url: str) -> bool:
+        provider = Provider(id="h", kind="llama-swap", base_url=url, timeout_s=1)
+        async with asyncio.timeout(30) as outer:
+            try:
+                async with HostClient.connect(provider, {}) as client, client.stream("/api/events"):
+                    raise AssertionError("a host that never answered gave a status")
+            except TimeoutError:
+                pass
+        return outer.expired()
+
+    with socket.socket() as silent:  # the kernel accepts the connection; nobody ever reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        assert asyncio.run(run(f"http://127.0.0.1:{silent.getsockname()[1]}")) is False  # 1 s, not the 30 s guard
