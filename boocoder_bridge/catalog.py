@@ -47,11 +47,13 @@ class Catalog(BaseModel):
     favorites: list[CatalogModel]
     providers: list[CatalogGroup]
 
-    def render_text(self, width: int = 80) -> str:
+    def render_text(self, width: int = 80, notes: Mapping[str, str] | None = None) -> str:
+        """The text view; ``notes`` adds to a group's title (the CLI puts the age of cached host data there)."""
         lines = ["Favorites"]
         lines += [_line(m, width, with_provider=True) for m in self.favorites] or ["  (none)"]
         for group in self.providers:
-            title = f"{group.label} [{group.id}, {group.kind}]: {group.status}"
+            note = (notes or {}).get(group.id)
+            title = f"{group.label} [{group.id}, {group.kind}]: {group.status}" + (f" ({note})" if note else "")
             lines += ["", title[:width]]
             if group.error:
                 lines.append(_fit(f"  ! {group.error}", width))

@@ -59,16 +59,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _age(checked_at: float | None, now: float) -> str | None:
+    """``checked 40 s ago``: how old a host's answer is, so a cached 'offline' is not taken for a current one."""
+    if not checked_at:
+        return None
+    seconds = max(0.0, now - checked_at)
+    if seconds < 1:
+        return "checked just now"
+    if seconds < 120:
+        return f"checked {seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"checked {seconds / 60:.0f} min ago"
+    return f"checked {seconds / 3600:.0f} h ago"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def cmd_providers(args: argparse.Namespace) -> int:
+    import time
+
     bridge = _bridge(args)
     rows = bridge.providers(refresh=args.refresh)
     if args.json:
         _print_json({"providers": [row.model_dump() for row in rows]})
     else:
+        now = time.time()
         for row in rows:
             mark = "*" if row.default else " "
-            line = f"{mark} {row.id:<16} {row.kind:<18} {row.status:<8} {row.model_count:>4} models  {row.base_url}"
-            print(line + (f"  (via sidecar {row.route_base_url})" if row.via_sidecar else ""))
+            age = _age(row.checked_at, now)
+            line = (f"{mark} {row.id:<16} {row.kind:<18} {row.status:<8} {_plural(row.model_count, 'model'):>10}  "
+                    f"{row.base_url}")
+            print(line + (f"  (via sidecar {row.route_base_url})" if row.via_sidecar else "")
+                  + (f"  [{age}]" if age else ""))
             if row.error:
                 print(f"    ! {row.error}")
     _warn(bridge)
@@ -76,12 +100,19 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import time
+
     bridge = _bridge(args)
-    catalog = bridge.catalog(refresh=args.refresh)
     if args.json:
-        _print_json(catalog)
+        catalog = bridge.catalog(refresh=args.refresh)
+        _print_json(catalog.model_dump())
     else:
-        sys.stdout.write(catalog.render_text())
+        reports = bridge.reports(refresh=args.refresh)  # the catalog below is then served from this answer
+        catalog = bridge.catalog()
+        now = time.time()
+        notes = {pid: age for pid, r in reports.items()
+                 if bridge.registry.providers[pid].asks_host(bridge.env) and (age := _age(r.fetched_at, now))}
+        sys.stdout.write(catalog.render_text(notes=notes))
     _warn(bridge)
     return 0
 
@@ -93,7 +124,9 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         _print_json(route.as_json())
     else:
         for key, value in route.as_json().items():
-            print(f"{key}: {'unknown' if value is None else value}")
+            if value is None:
+                value = "none (no key needed)" if key == "api_key_env" else "unknown"
+            print(f"{key}: {value}")
     _warn(bridge)
     return 0
 
@@ -106,12 +139,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
     config, stale = bridge.opencode_config(offline=args.offline)
     if args.out:
-        write_config(Path(args.out), config)
-        print(f"wrote {args.out}", file=sys.stderr)
+        out = Path(args.out)
+        try:
+            before: str | None = out.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            before = None
+        text = write_config(out, config)  # left as it is when its content did not change
+        print(f"{out} unchanged (already up to date)" if text == before else f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(render(config))
-    if stale:
-        print(f"{PROG}: warning: last known (stale) models used for: {', '.join(stale)}", file=sys.stderr)
+    # A stale provider either has its last known models in the config, or none at all (never seen).
+    listed = config.get("provider", {})
+    none = [pid for pid in stale if not listed.get(pid, {}).get("models")]
+    old = [pid for pid in stale if pid not in none]
+    if old:
+        print(f"{PROG}: warning: last known (stale) models used for: {', '.join(old)}", file=sys.stderr)
+    if none:
+        print(f"{PROG}: warning: no models known for: {', '.join(none)} (no answer from the host and nothing "
+              "cached; opencode will not list them)", file=sys.stderr)
     for note in window_notes(config):
         print(f"{PROG}: warning: {note}", file=sys.stderr)
     _warn(bridge)

@@ -41,7 +41,8 @@ class ProviderRow(BaseModel):
     default: bool
     status: Status
     error: str | None
-    model_count: int
+    model_count: int  # the models a picker lists (aliases stay requestable but are not counted)
+    checked_at: float | None = None  # unix time the host was last asked (None: never asked over the network)
 
 
 class HostState:
@@ -102,7 +103,9 @@ class HostState:
             id=pid, label=provider.display_name, kind=provider.kind, base_url=provider.base_url,
             route_base_url=provider.route_base, via_sidecar=provider.sidecar_url is not None,
             enabled=provider.enabled(self.env), default=pid == self.registry.default_provider,
-            status=reports[pid].status, error=reports[pid].error, model_count=len(reports[pid].models),
+            status=reports[pid].status, error=reports[pid].error,
+            model_count=sum(1 for m in reports[pid].models if m.type != "alias"),
+            checked_at=reports[pid].fetched_at if provider.asks_host(self.env) else None,
         ) for pid, provider in self.registry.providers.items()]
 
     def _gather(self, cached: Callable[[Provider], ProviderReport | None]) -> dict[str, ProviderReport]:

@@ -173,3 +173,68 @@ def parser_commands() -> dict[str, set[str]]:
 
 def test_readme_cli_reference_matches_the_parser() -> None:
     assert documented_commands() == parser_commands()
+
+
+def test_generate_out_says_unchanged_when_it_is(run_cli, fleet, tmp_path) -> None:
+    out = tmp_path / "oc.json"
+    assert run_cli("--registry", str(fleet), "generate", "--out", str(out)).err == f"wrote {out}\n"
+    mtime = out.stat().st_mtime_ns
+    again = run_cli("--registry", str(fleet), "generate", "--out", str(out))
+    assert again.code == 0 and again.err == f"{out} unchanged (already up to date)\n"
+    assert out.stat().st_mtime_ns == mtime
+
+
+def test_generate_offline_tells_stale_from_nothing_known(run_cli, hosts, write_registry) -> None:
+    from tests.fakehost import llama_swap_body
+
+    seen = hosts(models_body=llama_swap_body("m1"))
+    path = write_registry({"default_provider": "seen", "providers": {
+        "seen": {"kind": "llama-swap", "base_url": seen.url},
+        "never": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3}}})
+    run_cli("--registry", str(path), "models")  # caches seen's answer; never stays unknown
+    result = run_cli("--registry", str(path), "--cache-ttl", "0", "generate", "--offline")
+    assert result.code == 0 and '"m1"' in result.out
+    assert "warning: last known (stale) models used for: seen\n" in result.err
+    assert "warning: no models known for: never (" in result.err
+    assert "stale) models used for: seen, never" not in result.err
+
+
+def test_resolve_text_says_no_key_is_needed(run_cli, fleet) -> None:
+    lines = run_cli("--registry", str(fleet), "resolve", "desk/tiny-alpha").out.splitlines()
+    assert "api_key_env: none (no key needed)" in lines and "context_window: unknown" in lines
+
+
+def test_providers_counts_listed_models_not_aliases_and_shows_age(run_cli, hosts, write_registry) -> None:
+    from tests.fakehost import llama_swap_body
+
+    body = llama_swap_body("coder", "embed")
+    body["data"].append({"id": "coder-alias", "object": "model", "meta": {"llamaswap": {"type": "alias",
+                                                                                      "modelID": "coder"}}})
+    one = hosts(models_body=llama_swap_body("only"))
+    many = hosts(models_body=body)
+    path = write_registry({"default_provider": "one", "providers": {
+        "one": {"kind": "llama-swap", "base_url": one.url}, "many": {"kind": "llama-swap", "base_url": many.url}}})
+    text = run_cli("--registry", str(path), "providers").out
+    assert " 1 model  " in text and " 2 models  " in text and "1 models" not in text
+    assert text.count("  [checked ") == 2
+    rows = run_cli("--registry", str(path), "providers", "--json").json()["providers"]
+    assert {r["id"]: r["model_count"] for r in rows} == {"one": 1, "many": 2}
+    models = run_cli("--registry", str(path), "models", "--json").json()
+    assert sum(len(g["models"]) for g in models["providers"] if g["id"] == "many") == 2  # the same count
+    assert all(isinstance(r["checked_at"], float) for r in rows)
+
+
+def test_a_cached_offline_status_shows_its_age(run_cli, write_registry, isolated) -> None:
+    import json
+    import time
+
+    path = write_registry({"default_provider": "down", "providers": {
+        "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3}}})
+    run_cli("--registry", str(path), "providers")
+    cache = isolated / "discovery-cache.json"
+    data = json.loads(cache.read_text())
+    data["providers"]["down"]["latest"]["fetched_at"] = time.time() - 600  # asked ten minutes ago
+    cache.write_text(json.dumps(data))
+    text = run_cli("--registry", str(path), "--cache-ttl", "3600", "models").out
+    assert "down [down, llama-swap]: offline (checked 10 min ago)" in text
+    assert "[checked 10 min ago]" in run_cli("--registry", str(path), "--cache-ttl", "3600", "providers").out
