@@ -31,13 +31,14 @@ from .settings import (
     DEFAULT_TTL_S,
     FAVORITES_FILE,
     OPENCODE_CONFIG_FILE,
+    OPENCODE_ENV,
     cache_ttl,
     default_state_dir,
     environ,
 )
 
 if TYPE_CHECKING:  # loaded on use: subprocess, threads and opencode's files cost a warm resolve nothing
-    from . import opencode_tui
+    from . import idcheck, opencode_tui
     from .dispatch import ArenaMatch, Dispatch, Mode
 
 
@@ -154,6 +155,13 @@ class Bridge:
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)
 
+    def check_model(self, model_id: str) -> idcheck.Verdict | None:
+        """Whether ``model_id`` names a model its host lists (the rule is in idcheck.py); None: listed, or
+        nobody can tell because the provider never answered."""
+        from . import idcheck
+
+        return idcheck.check(self.registry, self.known_reports(), model_id)
+
     def context_window(self, model_id: str) -> int | None:
         """The context window the host should budget for, or None when nobody knows (never a guess)."""
         return self.resolve(model_id, "context").context_window
@@ -183,7 +191,12 @@ class Bridge:
     def add_favorite(self, model_id: str) -> tuple[str, bool]:
         """Store a favorite and mirror it; returns its composite form and whether it was new."""
         self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them
+        verdict = self.check_model(model_id)
+        if verdict is not None and verdict.provider_typo:  # storing `default/typo/x` would help nobody
+            raise ModelIdError(verdict.message())
         composite, added = self.favorites.store(model_id)
+        if verdict is not None:
+            self._notes.append(f"{composite} stored, but {verdict.message()} (it stays hidden until listed)")
         self.sync_opencode_tui()
         return composite, added
 
@@ -244,11 +257,18 @@ class Bridge:
                  opencode: str | None = None, purpose: str = "dispatch") -> Dispatch:
         """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it).
 
-        Refuses at once (:class:`ProviderUnavailableError`) a provider that is disabled or offline."""
+        Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
+        it) and a provider that is disabled or offline (:class:`ProviderUnavailableError`)."""
         route = self.resolve(model_id, purpose)
+        self._refuse_unlisted([model_id])
         self._refuse_unavailable([route])
         config, path = self._fleet_config()
         return self._dispatch(route, prompt, mode, opencode, config, path)
+
+    def _refuse_unlisted(self, model_ids: Sequence[str]) -> None:
+        for model_id in model_ids:
+            if (verdict := self.check_model(model_id)) is not None:
+                raise ModelIdError(verdict.message())
 
     def _fleet_config(self) -> tuple[dict[str, Any], Path]:
         config, _ = self.opencode_config()
@@ -257,10 +277,11 @@ class Bridge:
         return config, path
 
     def _dispatch(self, route: Route, prompt: Sequence[str], mode: Mode, opencode: str | None,
-                  config: dict[str, Any], path: Path) -> Dispatch:
+                  config: dict[str, Any], path: Path, locate_opencode: bool = True) -> Dispatch:
         from .dispatch import Dispatch, find_opencode
 
-        binary = find_opencode(opencode, self.env)
+        binary = find_opencode(opencode, self.env) if locate_opencode else (
+            opencode or self.env.get(OPENCODE_ENV) or "opencode")  # shown, not run: need not exist here
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
@@ -280,10 +301,13 @@ class Bridge:
                 raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
                                                + (f" ({report.error})" if report.error else ""))
 
-    def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None) -> ArenaMatch:
-        """One match setup. Refuses fewer than two contestants, the same provider+model twice, and contestants
-        whose provider is disabled or offline. ``arena_match`` plugins may annotate or veto."""
+    def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None,
+                    locate_opencode: bool = True) -> ArenaMatch:
+        """One match setup. Refuses fewer than two contestants, the same provider+model twice, contestants no
+        host lists, and contestants whose provider is disabled or offline. ``arena_match`` plugins may annotate
+        or veto. ``locate_opencode=False`` sets a match up to show, not run: no opencode binary is needed."""
         routes = [self.resolve(model_id, "arena") for model_id in model_ids]
+        self._refuse_unlisted(model_ids)
         if len(routes) < 2:
             raise ModelIdError("an arena match needs at least two contestants")
         seen: dict[str, str] = {}
@@ -294,7 +318,7 @@ class Bridge:
             seen[route.id] = model_id
         self._refuse_unavailable(routes)
         config, path = self._fleet_config()
-        contestants = [self._dispatch(r, (), "run", opencode, config, path) for r in routes]
+        contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode) for r in routes]
         from .dispatch import ArenaMatch
 
         match = ArenaMatch(contestants=contestants, config_path=path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from .bridge import Bridge
-from .errors import BridgeError, RegistryError
+from .errors import BridgeError, ModelIdError, RegistryError
 from .routing import PURPOSES
 from .settings import DEFAULT_HOST, DEFAULT_PORT, cache_ttl
 
@@ -40,7 +41,14 @@ def _warn(bridge: Bridge) -> None:
 
 def _bridge(args: argparse.Namespace) -> Bridge:
     ttl = None if args.cache_ttl is None else cache_ttl(args.cache_ttl, "--cache-ttl")
-    return Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
+    bridge = Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
+    if sys.stderr.isatty():  # progress while hosts are asked; nothing extra when stderr is a pipe or a file
+        progress = _progress()
+        bridge.hosts.on_asking = lambda pids: progress(f"asking {_plural(len(pids), 'host')}: {', '.join(pids)}")
+        bridge.hosts.on_report = lambda r: progress(
+            f"  {r.provider}: {r.status}" + (f", {_plural(len(r.models), 'model')}" if r.available else "")
+            + (f" ({r.error})" if r.error else ""))
+    return bridge
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -120,6 +128,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_resolve(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
     route = bridge.resolve(args.id, args.purpose)
+    verdict = bridge.check_model(args.id)
+    if verdict is not None:  # a route to a model nobody lists would only fail later, inside opencode
+        raise ModelIdError(verdict.message())
     if args.json:
         _print_json(route.as_json())
     else:
@@ -194,7 +205,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
     from .dispatch import run_match
 
     bridge = _bridge(args)
-    match = bridge.arena_match(args.ids, opencode=args.opencode)
+    match = bridge.arena_match(args.ids, opencode=args.opencode, locate_opencode=args.prompt is not None)
     _warn(bridge)
     if args.prompt is None:
         if args.json:
@@ -208,12 +219,32 @@ def cmd_arena(args: argparse.Namespace) -> int:
             for key, value in match.notes.items():
                 print(f"note {key}: {value}")
         return 0
-    answers = run_match(match, [args.prompt], timeout=args.timeout)
+    progress = _progress()
+    progress(f"running {len(match.contestants)} contestants at once (up to {args.timeout:g} s each)")
+    answers = run_match(match, [args.prompt], timeout=args.timeout, on_answer=lambda a: progress(
+        f"{a.model}: {'answered' if a.returncode == 0 else f'exit {a.returncode}'} in {a.seconds:.1f} s"))
     if args.json:
         _print_json({**match.as_json(), "answers": [vars(a) for a in answers]})
     else:
         print(_side_by_side(answers))
     return 0 if all(a.returncode == 0 for a in answers) else 1
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+
+
+def _plain(text: str) -> str:
+    """An answer as table text: opencode's colour codes dropped, any other control character made visible."""
+    from .hostdata import safe_text
+
+    return safe_text(_ANSI.sub("", text), limit=10 * len(text) + 1)  # room for every escape: never cut
+
+
+def _progress() -> Callable[[str], None]:
+    """Progress lines on stderr when it is a terminal; nothing at all when it is not (pipes, logs, CI)."""
+    if not sys.stderr.isatty():
+        return lambda message: None
+    return lambda message: print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
 def _side_by_side(answers: list[Any], width: int = 100) -> str:
@@ -224,7 +255,8 @@ def _side_by_side(answers: list[Any], width: int = 100) -> str:
     for answer in answers:
         head = [answer.model, f"{answer.seconds:.1f} s" + ("" if answer.returncode == 0 else
                                                           f", exit {answer.returncode}"), "-" * column]
-        body = [line for paragraph in answer.output.splitlines() for line in textwrap.wrap(paragraph, column) or [""]]
+        body = [line for paragraph in answer.output.splitlines()
+                for line in textwrap.wrap(_plain(paragraph), column) or [""]]
         blocks.append([h[:column] for h in head] + body)
     rows = max(len(b) for b in blocks)
     return "\n".join(" | ".join(f"{(b[i] if i < len(b) else ''):<{column}}" for b in blocks).rstrip()

@@ -251,20 +251,28 @@ def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
 
 
 async def discover_async(registry: Registry, list_models_for: Callable[[Provider], ListModels],
-                         only: Iterable[str] | None = None,
-                         env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
-    """Reports for the chosen providers (default: all), network ones fetched concurrently."""
+                         only: Iterable[str] | None = None, env: Mapping[str, str] | None = None,
+                         on_report: Callable[[ProviderReport], None] | None = None) -> dict[str, ProviderReport]:
+    """Reports for the chosen providers (default: all), network ones fetched concurrently. ``on_report`` hears
+    of each host's report as it comes (the CLI's progress on a terminal)."""
     env = environ(env)
     chosen = [registry.providers[p] for p in (only if only is not None else registry.providers)]
     reports = {p.id: static_report(p, env) for p in chosen if not p.asks_host(env)}
     asked = [p for p in chosen if p.id not in reports]
     if asked:
         tls = httpx.create_ssl_context()  # once: building one per host costs milliseconds each
-        found = await asyncio.gather(*(_discover_one(p, list_models_for(p), env, tls) for p in asked))
+        async def one(provider: Provider) -> ProviderReport:
+            report = await _discover_one(provider, list_models_for(provider), env, tls)
+            if on_report is not None:
+                on_report(report)
+            return report
+
+        found = await asyncio.gather(*(one(p) for p in asked))
         reports.update((r.provider, r) for r in found)
     return {p.id: reports[p.id] for p in chosen}
 
 
 def discover(registry: Registry, list_models_for: Callable[[Provider], ListModels],
-             only: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, ProviderReport]:
-    return asyncio.run(discover_async(registry, list_models_for, only, env))
+             only: Iterable[str] | None = None, env: Mapping[str, str] | None = None,
+             on_report: Callable[[ProviderReport], None] | None = None) -> dict[str, ProviderReport]:
+    return asyncio.run(discover_async(registry, list_models_for, only, env, on_report))

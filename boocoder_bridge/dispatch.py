@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +102,16 @@ def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeo
 
 
 def run_match(match: ArenaMatch, prompt: Sequence[str], base_env: Mapping[str, str] | None = None,
-              timeout: float | None = None) -> list[Answer]:
-    """Run every contestant at once on the same prompt; answers in contestant order."""
+              timeout: float | None = None, on_answer: Callable[[Answer], None] | None = None) -> list[Answer]:
+    """Run every contestant at once on the same prompt; answers in contestant order. ``on_answer`` hears of
+    each answer as it comes (the CLI's progress)."""
     runs = [Dispatch(c.route, c.config_path, [*c.argv, *prompt], c.env) for c in match.contestants]
+
+    def one(dispatch: Dispatch) -> Answer:
+        answer = run_one(dispatch, base_env, timeout)
+        if on_answer is not None:
+            on_answer(answer)
+        return answer
+
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        return list(pool.map(lambda d: run_one(d, base_env, timeout), runs))
+        return list(pool.map(one, runs))

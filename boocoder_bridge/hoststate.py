@@ -52,6 +52,9 @@ class HostState:
                  ttl_s: float) -> None:
         self.registry, self.cache, self.lister, self.env, self.ttl_s = registry, cache, lister, env, ttl_s
         self._discovery_lock = threading.Lock()  # one discovery at a time; callers that waited reuse its answers
+        # Progress hooks (the CLI's, on a terminal): which providers are about to be asked, and each report.
+        self.on_asking: Callable[[list[str]], None] | None = None
+        self.on_report: Callable[[ProviderReport], None] | None = None
         self._discoveries = 0
         self._last_found: dict[str, ProviderReport] = {}
 
@@ -134,7 +137,9 @@ class HostState:
             if rest:
                 from .discovery import discover  # httpx and asyncio load only when a host is really asked
 
-                new = discover(self.registry, self.lister, only=rest, env=self.env)
+                if self.on_asking is not None:
+                    self.on_asking(rest)
+                new = discover(self.registry, self.lister, only=rest, env=self.env, on_report=self.on_report)
                 self._discoveries += 1
                 self._last_found = new
                 self.cache.store(self.registry.providers, new)

@@ -238,3 +238,90 @@ def test_a_cached_offline_status_shows_its_age(run_cli, write_registry, isolated
     text = run_cli("--registry", str(path), "--cache-ttl", "3600", "models").out
     assert "down [down, llama-swap]: offline (checked 10 min ago)" in text
     assert "[checked 10 min ago]" in run_cli("--registry", str(path), "--cache-ttl", "3600", "providers").out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["resolve", "desk/tiny-alpah"], "desk does not list model 'tiny-alpah'; did you mean desk/tiny-alpha?"),
+    (["resolve", "desk/nonexistent"], "desk does not list model 'nonexistent'"),
+    (["resolve", "DESK/tiny-beta"], "'DESK' is not a provider (desk), and desk does not list 'DESK/tiny-beta'; "
+                                    "did you mean desk/tiny-beta?"),
+    (["favorites", "add", "dsk/tiny-beta"], "did you mean desk/tiny-beta?"),
+    (["run", "desk/tiny-alpah", "hi"], "did you mean desk/tiny-alpha?"),  # before opencode is even looked for
+    (["arena", "desk/tiny-alpha", "desk/nope"], "desk does not list model 'nope'"),
+])
+def test_typos_are_errors_where_nothing_could_work(fleet, run_cli, argv, message) -> None:
+    result = run_cli("--registry", str(fleet), *argv)
+    assert result.code == 2 and result.out == ""
+    assert result.err.startswith("boocoder-bridge: error: ") and message in result.err
+    assert len(result.err.splitlines()) == 1
+    assert run_cli("--registry", str(fleet), "favorites", "list").out == ""  # nothing stored on the way
+
+
+def test_a_favorite_of_an_unlisted_model_is_stored_with_a_warning(fleet, run_cli) -> None:
+    result = run_cli("--registry", str(fleet), "favorites", "add", "desk/tiny-alpah")
+    assert result.code == 0 and result.out == "added desk/tiny-alpah\n"
+    assert "warning: desk/tiny-alpah stored, but desk does not list model 'tiny-alpah'; did you mean " \
+           "desk/tiny-alpha?" in result.err
+
+
+def test_listed_ids_and_unknown_lists_pass(run_cli, write_registry) -> None:
+    path = write_registry({"default_provider": "desk", "providers": {
+        "desk": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "discover": False,
+                 "models": {"tiny-alpha": {}}, "bare_ids": ["old-name"]},
+        "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3}}})
+    for model_id in ("desk/tiny-alpha", "tiny-alpha", "llama-swap/tiny-alpha", "old-name", "down/anything"):
+        assert run_cli("--registry", str(path), "resolve", model_id).code == 0, model_id  # down: cannot tell
+
+
+def test_arena_without_prompt_needs_no_opencode(run_cli, fleet, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = run_cli("--registry", str(fleet), "arena", "desk/tiny-alpha", "desk/tiny-beta")
+    assert result.code == 0, result.err
+    assert result.out.startswith("desk/tiny-alpha: http://127.0.0.1:9/v1 model tiny-alpha")
+    assert run_cli("--registry", str(fleet), "arena", "desk/tiny-alpha", "desk/tiny-beta", "--prompt", "hi").code == 6
+
+
+def test_arena_table_has_no_colour_codes_and_shows_other_controls() -> None:
+    from boocoder_bridge.cli import _side_by_side
+    from boocoder_bridge.dispatch import Answer
+
+    table = _side_by_side([Answer("a/x", 0, 1.0, "\x1b[32mgreen\x1b[0m and \x1b]8;;http://x\x07link\x1b]8;;\x07"),
+                           Answer("b/y", 0, 2.0, "bell\x07 here")])
+    assert "\x1b" not in table and "\x07" not in table
+    assert "green and link" in table and "bell\\x07 here" in table
+
+
+def run_with_terminal_stderr(*argv: str) -> tuple[int, str]:
+    """The CLI with stderr on a pseudo-terminal (as in an interactive shell); returns (exit code, stderr)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", *argv], stdout=subprocess.DEVNULL,
+                               stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_progress_on_a_terminal_and_nothing_extra_on_a_pipe(hosts, write_registry) -> None:
+    from tests.fakehost import llama_swap_body
+
+    up = hosts(models_body=llama_swap_body("m1", "m2"))
+    path = write_registry({"default_provider": "up", "providers": {
+        "up": {"kind": "llama-swap", "base_url": up.url},
+        "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3}}})
+    code, err = run_with_terminal_stderr("--registry", str(path), "models", "--refresh")
+    assert code == 0
+    assert "boocoder-bridge: asking 2 hosts: up, down\n" in err
+    assert "boocoder-bridge:   up: online, 2 models\n" in err and "boocoder-bridge:   down: offline (" in err
+    piped = run_process("--registry", str(path), "models", "--refresh")
+    assert piped.code == 0 and piped.err == ""

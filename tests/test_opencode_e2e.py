@@ -102,3 +102,4 @@ def test_cli_run_and_arena_reach_the_right_hosts(opencode, hosts, write_registry
     assert side.code == 0, side.err[-2000:]
     first = side.out.splitlines()[0]
     assert "sam-desktop/same-model" in first and "| embedding/same-model" in first
+    assert "\x1b" not in side.out  # opencode's colour codes never reach the table
