@@ -188,6 +188,14 @@ class Bridge:
         self.sync_opencode_tui()
         return self.favorites.list()
 
+    def hidden_favorites(self, refresh: bool = False) -> dict[str, str]:
+        """The stored favorites not shown now, each with the reason (provider down, model not listed, ...)."""
+        from .catalog import why_hidden
+
+        reports = self.reports(refresh)
+        found = {f: why_hidden(self.registry, reports, f, self.env) for f in self.list_favorites()}
+        return {f: reason for f, reason in found.items() if reason is not None}
+
     def add_favorite(self, model_id: str) -> tuple[str, bool]:
         """Store a favorite and mirror it; returns its composite form and whether it was new."""
         self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them

@@ -104,3 +104,23 @@ def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], res
                                    status=report.status, error=report.error, models=entries))
     visible = [by_id[f] for f in favorite_ids if f in by_id]
     return Catalog(favorites=visible, providers=groups)
+
+
+def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str, env: Mapping[str, str]
+               ) -> str | None:
+    """Why a stored favorite is not shown now (the rule of :func:`build_catalog`), or None when it is."""
+    provider_id, _, model = favorite.partition("/")
+    provider = registry.providers.get(provider_id)
+    if provider is None:
+        return f"provider {provider_id} is not in the registry"
+    report = reports[provider_id]
+    if report.status == "disabled":
+        return provider.disabled_reason() if provider.enabled_if_env else f"provider {provider_id} is disabled"
+    if not report.available:
+        return f"provider {provider_id} is {report.status}" + (f": {report.error}" if report.error else "")
+    host_model = next((m for m in report.models if m.id == model), None)
+    if host_model is None:
+        return f"{provider_id} does not list {model} now"
+    if host_model.type == "alias":
+        return "an alias (aliases stay requestable but are not listed)"
+    return None

@@ -183,11 +183,14 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     elif action == "remove":
         composite, removed = bridge.remove_favorite(args.id)
         print(f"removed {composite}" if removed else f"{composite} was not a favorite")
-    elif getattr(args, "json", False):
-        _print_json({"favorites": bridge.list_favorites()})
     else:
-        for model_id in bridge.list_favorites():
-            print(model_id)
+        stored = bridge.list_favorites()
+        hidden = bridge.hidden_favorites() if stored else {}
+        if getattr(args, "json", False):
+            _print_json({"favorites": stored, "hidden": hidden})
+        else:
+            for model_id in stored:
+                print(model_id + (f"  (hidden: {hidden[model_id]})" if model_id in hidden else ""))
     _warn(bridge)
     return 0
 

@@ -325,3 +325,26 @@ def test_progress_on_a_terminal_and_nothing_extra_on_a_pipe(hosts, write_registr
     assert "boocoder-bridge:   up: online, 2 models\n" in err and "boocoder-bridge:   down: offline (" in err
     piped = run_process("--registry", str(path), "models", "--refresh")
     assert piped.code == 0 and piped.err == ""
+
+
+def test_favorites_list_says_which_are_hidden_and_why(run_cli, hosts, write_registry) -> None:
+    from tests.fakehost import llama_swap_body
+
+    up = hosts(models_body=llama_swap_body("m1"))
+    path = write_registry({"default_provider": "up", "providers": {
+        "up": {"kind": "llama-swap", "base_url": up.url},
+        "down": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9", "timeout_s": 0.3},
+        "cloud": {"kind": "openai-compatible", "base_url": "http://127.0.0.1:9", "discover": False,
+                  "enabled_if_env": "NOT_SET_ANYWHERE_X", "models": {"c": {}}}}})
+    for model_id in ("up/m1", "up/gone", "down/x", "cloud/c"):
+        assert run_cli("--registry", str(path), "favorites", "add", model_id).code == 0
+    listed = run_cli("--registry", str(path), "favorites", "list").out.splitlines()
+    assert listed[0] == "up/m1"
+    assert listed[1] == "up/gone  (hidden: up does not list gone now)"
+    assert listed[2].startswith("down/x  (hidden: provider down is offline: ")
+    assert listed[3] == "cloud/c  (hidden: provider cloud is disabled: set NOT_SET_ANYWHERE_X to enable it)"
+    data = run_cli("--registry", str(path), "favorites", "list", "--json").json()
+    assert data["favorites"] == ["up/m1", "up/gone", "down/x", "cloud/c"] and set(data["hidden"]) == {
+        "up/gone", "down/x", "cloud/c"}
+    shown = run_cli("--registry", str(path), "models", "--json").json()["favorites"]
+    assert [m["id"] for m in shown] == ["up/m1"]  # the same rule as the catalog's
