@@ -155,12 +155,17 @@ class Bridge:
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)
 
-    def check_model(self, model_id: str) -> idcheck.Verdict | None:
+    def check_model(self, model_id: str, ask_hosts: bool = True) -> idcheck.Verdict | None:
         """Whether ``model_id`` names a model its host lists (the rule is in idcheck.py); None: listed, or
-        nobody can tell because the provider never answered."""
+        nobody can tell because the provider never answered. ``ask_hosts=False`` judges by the cache alone."""
         from . import idcheck
 
-        return idcheck.check(self.registry, self.known_reports(), model_id)
+        if ask_hosts:
+            reports = self.known_reports()
+        else:
+            reports = {pid: self.hosts.last_known(self.registry.providers[pid], report)
+                       for pid, report in self.cached_reports().items()}
+        return idcheck.check(self.registry, reports, model_id)
 
     def context_window(self, model_id: str) -> int | None:
         """The context window the host should budget for, or None when nobody knows (never a guess)."""
@@ -199,7 +204,7 @@ class Bridge:
     def add_favorite(self, model_id: str) -> tuple[str, bool]:
         """Store a favorite and mirror it; returns its composite form and whether it was new."""
         self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them
-        verdict = self.check_model(model_id)
+        verdict = self.check_model(model_id, ask_hosts=False)  # storing a favorite never waits on a host
         if verdict is not None and verdict.provider_typo:  # storing `default/typo/x` would help nobody
             raise ModelIdError(verdict.message())
         composite, added = self.favorites.store(model_id)
