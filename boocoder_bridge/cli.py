@@ -291,7 +291,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"serving {url}  (model picker at /, API under /api, Ctrl-C stops)", flush=True)
 
     serve(bridge, args.host, args.port, args.allow_host, ready=ready)
-    return 0
+    return 130  # serve returns only once a signal (Ctrl-C, SIGTERM) stopped it
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -24,7 +24,10 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> 
     text, deadline = "", time.monotonic() + timeout
     while marker not in text:
         assert process.poll() is None, f"demo exited {process.returncode}: {text}{process.stderr.read()}"
-        assert time.monotonic() < deadline, f"no {marker!r} from the demo: {text}"
+        if time.monotonic() > deadline:
+            process.send_signal(signal.SIGABRT)  # faulthandler prints where it is stuck
+            process.wait(timeout=30)
+            raise AssertionError(f"no {marker!r} from the demo: {text}; its stderr: {process.stderr.read()}")
         ready, _, _ = select.select([process.stdout], [], [], 1)
         if ready:
             text += process.stdout.readline()
@@ -32,7 +35,8 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> 
 
 
 def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> None:
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # its temp dir lands here, so the test can see it go
+    # Its temp dir lands in tmp_path, so the test can see it go; faulthandler shows where it hangs, if it does.
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "demo"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -228,7 +228,8 @@ def test_firstresult_stops_at_the_first_answer(fleet) -> None:
 
 def test_the_example_plugin_annotates_and_vetoes(fleet, fake_opencode, monkeypatch) -> None:
     """tests/plugin_pkg's arena_match and before_dispatch, run in-process (its entry point is tested below)."""
-    path, _, _ = fleet
+    path, sam, _ = fleet
+    sam.models_body = llama_swap_body("coder", "same", "small", "forbidden-one")  # listed: only the plugin refuses
     monkeypatch.syspath_prepend(str(PLUGIN_PKG))
     import boocoder_testplugin
 
@@ -266,7 +267,8 @@ def plugin_venv(tmp_path_factory) -> Path:
 
 
 def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_registry, fake_opencode) -> None:
-    ollama = hosts(name="ollama", extra={"/api/tags": {"models": [{"name": "llama3.2:3b"}, {"name": "qwen3:8b"}]}})
+    ollama = hosts(name="ollama", extra={"/api/tags": {"models": [{"name": "llama3.2:3b"}, {"name": "qwen3:8b"},
+                                                                {"name": "forbidden:1b"}]}})
     sam = hosts(name="sam", models_body=llama_swap_body("coder"))
     registry = write_registry({"default_provider": "sam", "providers": {
         "sam": llama_swap(sam.url),
@@ -284,7 +286,7 @@ def test_third_party_plugin_through_its_entry_point(plugin_venv, hosts, write_re
     generated = cli("generate")
     assert generated.returncode == 0, generated.stderr
     config = json.loads(generated.stdout)
-    assert sorted(config["provider"]["box"]["models"]) == ["llama3.2:3b", "qwen3:8b"]  # the new kind worked
+    assert sorted(config["provider"]["box"]["models"]) == ["forbidden:1b", "llama3.2:3b", "qwen3:8b"]  # new kind
     assert {p["options"]["timeout"] for p in config["provider"].values()} == {600000}  # the entry hook worked
     resolved = json.loads(cli("resolve", "box/qwen3:8b", "--json").stdout)
     assert resolved["context_window"] == 2048 and resolved["base_url"] == ollama.url + "/v1"
