@@ -21,7 +21,7 @@ from .favorites import Favorites
 from .hostdata import ProviderReport, positive_int
 from .hoststate import HostState, ProviderRow
 from .kinds import ProviderKind
-from .opencode import CONTENT_ENV, build_config, compaction_works, dispatch_content, provider_entry, write_config
+from .opencode import build_config, compaction_works, dispatch_content, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
 from .registry import Provider, Registry, find_registry
 from .routing import Resolver, Route
@@ -31,6 +31,7 @@ from .settings import (
     DEFAULT_TTL_S,
     FAVORITES_FILE,
     OPENCODE_CONFIG_FILE,
+    OPENCODE_CONTENT_ENV,
     OPENCODE_ENV,
     cache_ttl,
     default_state_dir,
@@ -298,10 +299,10 @@ class Bridge:
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
-        content = dispatch_content(config, self.env.get(CONTENT_ENV),
+        content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV),
                                    compaction=compaction_works(config, route.provider, route.model),
                                    model=route.opencode_model if mode == "acp" else None)
-        env = {"OPENCODE_CONFIG": str(path), CONTENT_ENV: content}
+        env = {"OPENCODE_CONFIG": str(path), OPENCODE_CONTENT_ENV: content}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
         return Dispatch(route=route, config_path=path, argv=argv, env=env)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .errors import OpencodeNotFoundError, OpencodeTimeoutError
 from .routing import Route
-from .settings import OPENCODE_ENV, environ
+from .settings import OPENCODE_CONTENT_ENV, OPENCODE_ENV, environ
 
 Mode = Literal["run", "acp"]
 
@@ -53,8 +53,12 @@ class Dispatch:
         return self.route.opencode_model
 
     def as_json(self) -> dict[str, Any]:
+        """For display (``arena --json``). The config content is left out: it holds the caller's own
+        ``OPENCODE_CONFIG_CONTENT``, which may carry keys; ``env`` itself is what a host starts opencode with."""
+        env = {key: (f"<{len(value)} characters: the fleet's providers over the caller's own config; not shown>"
+                     if key == OPENCODE_CONTENT_ENV else value) for key, value in self.env.items()}
         return {"model": self.route.id, "opencode_model": self.opencode_model, "config_path": str(self.config_path),
-                "argv": self.argv, "env": self.env, "route": self.route.as_json()}
+                "argv": self.argv, "env": env, "route": self.route.as_json()}
 
 
 @dataclass

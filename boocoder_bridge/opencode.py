@@ -29,6 +29,7 @@ from .errors import BridgeError
 from .files import atomic_write
 from .registry import Provider
 from .routing import ModelFacts
+from .settings import OPENCODE_CONTENT_ENV
 
 SCHEMA_URL = "https://opencode.ai/config.json"
 EntryHook = Callable[[Provider, dict[str, Any]], dict[str, Any]]
@@ -214,7 +215,6 @@ def write_config(path: Path, config: dict[str, Any]) -> str:
 
 
 # --- dispatch: the fleet wins --------------------------------------------------------------------------
-CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"
 
 
 def dispatch_content(config: dict[str, Any], caller_content: str | None, compaction: bool = True,
@@ -228,10 +228,10 @@ def dispatch_content(config: dict[str, Any], caller_content: str | None, compact
         try:
             base = json.loads(caller_content)
         except json.JSONDecodeError as exc:
-            raise BridgeError(f"${CONTENT_ENV} is not valid JSON (line {exc.lineno} column {exc.colno}): fix or "
-                              "unset it") from None
+            raise BridgeError(f"${OPENCODE_CONTENT_ENV} is not valid JSON (line {exc.lineno} column "
+                              f"{exc.colno}): fix or unset it") from None
         if not isinstance(base, dict):
-            raise BridgeError(f"${CONTENT_ENV} is not a JSON object: fix or unset it")
+            raise BridgeError(f"${OPENCODE_CONTENT_ENV} is not a JSON object: fix or unset it")
     merged = {**base, "provider": {**(base.get("provider") or {}), **config.get("provider", {})}}
     if model is not None:
         merged["model"] = model

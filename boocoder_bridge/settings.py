@@ -17,6 +17,7 @@ REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"  # the registry file, when --registry 
 STATE_DIR_ENV = "BOOCODER_BRIDGE_STATE_DIR"  # cache, favorites, generated config
 CACHE_TTL_ENV = "BOOCODER_BRIDGE_CACHE_TTL"  # seconds a discovery answer is served from the cache
 OPENCODE_ENV = "BOOCODER_BRIDGE_OPENCODE"  # the opencode binary, when --opencode is not given
+OPENCODE_CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"  # opencode's own: config text loaded over every config file
 TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"  # bearer token `serve` requires off loopback
 NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"  # set: load no third-party plugins
 OPENCODE_TUI_ENV = "BOOCODER_BRIDGE_OPENCODE_TUI"  # "0"/"off"/"false"/"no": leave opencode's TUI model.json alone

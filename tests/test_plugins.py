@@ -83,6 +83,21 @@ def test_acp_mode(fleet, fake_opencode) -> None:
     assert dispatch.argv == [fake_opencode, "acp"] and dispatch.opencode_model == "emb/same"
 
 
+def test_arena_json_never_prints_the_callers_config_content(fleet, fake_opencode, run_cli, monkeypatch) -> None:
+    """The dispatch env carries the caller's own OPENCODE_CONFIG_CONTENT (it may hold a literal key): a host gets
+    it in ``Dispatch.env``, but ``arena --json`` must not print it."""
+    path, _, _ = fleet
+    caller = json.dumps({"provider": {"mine": {"options": {"apiKey": "sk-caller-4242"}}}})
+    monkeypatch.setenv("OPENCODE_CONFIG_CONTENT", caller)
+    dispatch = Bridge.load(path).dispatch("sam/same", opencode=fake_opencode)
+    assert "sk-caller-4242" in dispatch.env["OPENCODE_CONFIG_CONTENT"]  # what opencode really gets
+    shown = run_cli("--registry", str(path), "arena", "sam/same", "emb/same", "--json", "--opencode", fake_opencode)
+    assert shown.code == 0, shown.err
+    assert "sk-caller-4242" not in shown.out + shown.err
+    envs = [c["env"] for c in json.loads(shown.out)["contestants"]]
+    assert all("not shown" in env["OPENCODE_CONFIG_CONTENT"] and env["OPENCODE_CONFIG"] for env in envs)
+
+
 def test_arena_rules(fleet, fake_opencode) -> None:
     path, _, _ = fleet
     bridge = bridge_with(path)
