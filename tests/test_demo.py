@@ -29,8 +29,8 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> 
             process.wait(timeout=30)
             raise AssertionError(f"no {marker!r} from the demo: {text}; its stderr: {process.stderr.read()}")
         ready, _, _ = select.select([process.stdout], [], [], 1)
-        if ready:
-            text += process.stdout.readline()
+        if ready:  # the raw pipe: a buffered readline() would keep the rest of a multi-line write out of select's view
+            text += os.read(process.stdout.fileno(), 65536).decode()
     return text
 
 
