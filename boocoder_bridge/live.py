@@ -53,6 +53,7 @@ RETRY_MAX_S = 4.0  # ... but never less often than this (or its refresh_s, if sh
 WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff up to this
 FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
 FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
+PUSH_REBUILD_S = 0.1  # push messages rebuild the catalog at most this often: a chatty host cannot hog the loop
 KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
 CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
 EVENT = "catalog"
@@ -95,6 +96,7 @@ class LiveCatalog:
         self._discovered: set[str] = set()
         self._reconnect: dict[str, asyncio.Event] = {}  # set: reopen a push channel without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pushed_rebuild: asyncio.TimerHandle | None = None  # a rebuild for push messages, due soon
         self.clients = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -156,6 +158,8 @@ class LiveCatalog:
 
     async def stop(self) -> None:
         self._set_closing()
+        if self._pushed_rebuild is not None:
+            self._pushed_rebuild.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -292,7 +296,13 @@ class LiveCatalog:
         self.pushed[pid] = new
         if old is None or {k: v.state for k, v in old.items()} != {k: v.state for k, v in new.items()}:
             self.poke(pid)  # a model loaded, stopped, appeared or left: ask the host for the details
-        if old is None or old != new:
+        if (old is None or old != new) and self._pushed_rebuild is None:
+            self._pushed_rebuild = asyncio.get_running_loop().call_later(PUSH_REBUILD_S, self._rebuild_pushed)
+
+    def _rebuild_pushed(self) -> None:
+        """One rebuild for every push message since the last (a host may send them as fast as it likes)."""
+        self._pushed_rebuild = None
+        if not self._closing.is_set():
             self._rebuild()
 
     async def _favorites_loop(self) -> None:

@@ -246,3 +246,33 @@ def test_the_same_answer_again_does_not_rebuild_the_catalog(tmp_path: Path, monk
         assert len(builds) == 3
 
     asyncio.run(run())
+
+
+def test_a_host_streaming_changes_cannot_keep_the_loop_rebuilding(write_registry) -> None:
+    """A push channel that sends changed model states as fast as it can gets one catalog rebuild per
+    PUSH_REBUILD_S, not one per message (each rebuild is ~57 ms of the event loop at 20 x 500 models)."""
+    import asyncio
+
+    from boocoder_bridge import Bridge, HostModel, ModelState, ProviderReport
+    from boocoder_bridge.live import PUSH_REBUILD_S, LiveCatalog
+
+    registry = write_registry({"default_provider": "sam", "providers": {
+        "sam": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"}}})
+    live = LiveCatalog(Bridge.load(registry))
+    rebuilds: list[int] = []
+    rebuild = live._rebuild
+
+    def counted() -> None:
+        rebuilds.append(live.version)
+        rebuild()
+
+    async def flood() -> None:
+        live.reports = {"sam": ProviderReport(provider="sam", status="online", models=[HostModel(id="m")])}
+        live._rebuild, live.poke = counted, lambda pid: None
+        for n in range(500):
+            live._apply_pushed("sam", [ModelState(id="m", state="ready", context_window=1000 + n)])
+        await asyncio.sleep(PUSH_REBUILD_S * 5)
+
+    asyncio.run(flood())
+    assert 1 <= len(rebuilds) <= 2, len(rebuilds)
+    assert live.current.providers[0].models[0].context_window == 1499  # the newest message counts
