@@ -3,8 +3,9 @@
 `.ci/run` puts this folder on PYTHONPATH, so the audit hook is installed in pytest AND in every Python process
 the tests start (CLI runs, servers, nested venvs) that inherits the environment. It uses CPython's audit events
 (PEP 578): ``open`` (builtins.open, io.open_code for imports, os.open) and ``os.listdir``/``os.scandir``. The
-event fires before the open is tried, so even a read of a path that does not exist (``../shared/...`` in a
-fresh clone) is caught. Programs that are not Python (opencode, llama.cpp's C code, Chromium) are not covered.
+event fires before the open is tried, so even a read of a path that does not exist (a facts folder beside the
+checkout, absent in a fresh clone) is caught. Programs that are not Python (opencode, llama.cpp's C code,
+Chromium) are not covered.
 
 Environment: BOOCODER_BRIDGE_READ_AUDIT_LOG (the log file), BOOCODER_BRIDGE_READ_AUDIT_ALLOW (os.pathsep-separated
 allowed roots). Without both, nothing is installed.
