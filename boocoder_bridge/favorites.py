@@ -59,13 +59,20 @@ class Favorites:
     def _check_and_migrate(self, db: sqlite3.Connection) -> None:
         keep = "the file was left as it is; move it away to start with no favorites"
         try:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise self._fail("the favorites database is corrupt", keep)
+            # One read transaction: another process creating the file commits either wholly before these
+            # reads or wholly after them, never between (where a new file would look like a foreign one).
+            db.execute("BEGIN")
+            try:
+                app_id = db.execute("PRAGMA application_id").fetchone()[0]
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                intact = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            finally:
+                db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise self._fail(f"not a readable favorites database ({exc})", keep) from None
+        if not intact:
+            raise self._fail("the favorites database is corrupt", keep)
         if app_id == 0 and version == 0 and not tables - {"sqlite_sequence"}:
             self._migrate(db, 0)  # a new, empty file
             return

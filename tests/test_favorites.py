@@ -6,10 +6,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from boocoder_bridge import Bridge, ModelIdError, StateError
+from boocoder_bridge import favorites as favorites_module
 from boocoder_bridge.favorites import SCHEMA_VERSION
 from boocoder_bridge.settings import FAVORITES_FILE as FILE_NAME
 from tests.helpers import deepseek, down, registry_data, run_process
@@ -71,6 +73,32 @@ def test_concurrent_processes_lose_nothing(registry) -> None:
     for n in range(4):  # each writer's own order is kept
         mine = [s for s in stored if s.startswith(f"sam/w{n}-")]
         assert mine == [f"sam/w{n}-{i}" for i in range(1, 40, 2)]
+
+
+def test_a_file_created_while_another_process_checks_it_is_not_foreign(registry, isolated, monkeypatch) -> None:
+    """Regression (seen in CI): a second process read the header of a new file just before the first one
+    committed its schema and the table list just after, and refused the file as "not ours"."""
+    other = Bridge.load(registry).favorites
+    connect = sqlite3.connect
+    done = threading.Event()
+
+    def create_meanwhile(statement: str) -> None:
+        if "sqlite_master" in statement and not done.is_set():  # between the header reads and the table list
+            threading.Thread(target=lambda: (other.add("sam/first"), done.set())).start()
+            done.wait(1)  # the other process commits here, unless this check holds a consistent read
+
+    def traced_connect(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        if threading.current_thread() is threading.main_thread():  # only this process's own check
+            db.set_trace_callback(create_meanwhile)
+        return db
+
+    favorites = Bridge.load(registry).favorites
+    monkeypatch.setattr(favorites_module.sqlite3, "connect", traced_connect)
+    assert favorites.add("sam/second") == "sam/second"
+    monkeypatch.setattr(favorites_module.sqlite3, "connect", connect)
+    assert done.wait(30)
+    assert sorted(favorites.list()) == ["sam/first", "sam/second"]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "newer", "foreign", "no-table"])
