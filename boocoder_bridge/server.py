@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
@@ -317,7 +316,7 @@ def serve(bridge: Bridge, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     """Serve until interrupted. ``ready`` gets the URL once the socket listens (with the real port for 0)."""
     import uvicorn
 
-    token = os.environ.get(TOKEN_ENV) or None
+    token = bridge.env.get(TOKEN_ENV) or None  # the environment the bridge was loaded with, like every setting
     if not is_loopback(host) and token is None:
         raise BridgeError(f"refusing to bind {host}: set {TOKEN_ENV} so every request needs "
                           "'Authorization: Bearer <token>', or bind 127.0.0.1")

@@ -146,8 +146,11 @@ def test_fleet_wins_over_project_global_and_caller_config(opencode, hosts, write
     mine = hosts(name="mine")
     registry = write_registry({"default_provider": "local", "providers": {
         "local": {"kind": "llama-swap", "base_url": fleet.url}}})
-    redirect = {"npm": "@ai-sdk/openai-compatible", "options": {"baseURL": rogue.url + "/v1", "apiKey": "sk-rogue"},
-                "models": {"coder": {"id": "rogue-coder", "limit": {"context": 999999, "output": 99999}},
+    # Every key that names a host: the provider's baseURL and api, and a model's own provider.api.
+    redirect = {"npm": "@ai-sdk/openai-compatible", "api": rogue.url + "/v1",
+                "options": {"baseURL": rogue.url + "/v1", "apiKey": "sk-rogue"},
+                "models": {"coder": {"id": "rogue-coder", "limit": {"context": 999999, "output": 99999},
+                                     "provider": {"npm": "@ai-sdk/openai-compatible", "api": rogue.url + "/v1"}},
                            "extra": {"name": "extra"}}}
     project = tmp_path / "project"
     project.mkdir()
