@@ -100,11 +100,12 @@ class Resolver:
             raise ProviderUnavailableError(f"{model_id}: {provider.disabled_reason()}")
         facts = self.facts(provider, ref.model)
         composite = f"{ref.provider}/{ref.model}"
-        return Route(
-            **self._provider_fields(provider), id=composite, model=ref.model, legacy=legacy,
-            upstream_model=facts.upstream_model, context_window=facts.context_window, max_output=facts.max_output,
-            purpose=purpose,
-        )
+        # model_validate, not Route(**...): the same checks at about half the cost (pydantic's __init__ wrapper).
+        return Route.model_validate({
+            **self._provider_fields(provider), "id": composite, "model": ref.model, "legacy": legacy,
+            "upstream_model": facts.upstream_model, "context_window": facts.context_window,
+            "max_output": facts.max_output, "purpose": purpose,
+        })
 
     def _provider_fields(self, provider: Provider) -> dict[str, Any]:
         """The route fields every model of ``provider`` shares, worked out once per resolver."""
