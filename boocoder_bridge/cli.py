@@ -113,7 +113,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
     if args.json:
         catalog = bridge.catalog(refresh=args.refresh)
-        _print_json(catalog.model_dump())
+        _print_json(catalog)
     else:
         reports = bridge.reports(refresh=args.refresh)  # the catalog below is then served from this answer
         catalog = bridge.catalog()
