@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -85,6 +87,7 @@ class Launcher:
         self.proc = subprocess.Popen([PYTHON, "-S", "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.folder = tempfile.mkdtemp(prefix="bench-out-")
+        atexit.register(shutil.rmtree, self.folder, True)  # the last child's output can be 40 MB
 
     def run(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
         """One child process: wall time, its own peak RSS (wait4), its stdout; a failing command stops the run."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from .bulk import bulk
+from .bulk import FieldsSetPool, bulk
 from .errors import StateError
 from .files import ReadRefused, atomic_write, read_capped
 from .hostdata import ProviderReport
@@ -73,6 +73,11 @@ class DiscoveryCache:
                 raw = read_capped(self.path, MAX_CACHE_BYTES)  # a fifo would hang every command; /dev/zero never ends
                 with bulk():
                     self._data = CacheFile.model_validate_json(raw)
+                    pool = FieldsSetPool()
+                    for entry in self._data.providers.values():
+                        for report in (entry.latest, entry.last_good):
+                            for model in report.models if report else ():
+                                pool.add(model)
                 if self._data.version not in READABLE_VERSIONS:
                     raise ValueError(f"cache version {self._data.version}")
             except FileNotFoundError:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from .bulk import FieldsSetPool
 from .hostdata import AVAILABLE, HostModel, ProviderReport, Status
 from .registry import Registry
 from .routing import Resolver
@@ -18,7 +19,7 @@ LAZY = ConfigDict(defer_build=True)  # built on first use, not on import: a warm
 
 
 class CatalogModel(BaseModel):
-    model_config = LAZY
+    model_config = ConfigDict(defer_build=True, frozen=True)  # frozen: its fields set is shared (bulk.py)
 
     id: str
     provider: str
@@ -90,14 +91,15 @@ def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], res
     wanted = set(favorite_ids)
     groups: list[CatalogGroup] = []
     by_id: dict[str, CatalogModel] = {}
+    pool = FieldsSetPool()
     for pid, provider in registry.providers.items():
         report = reports[pid]
         entries = []
         for host_model in listed_models(report):
             facts = resolver.facts(provider, host_model.id)
             composite = f"{pid}/{host_model.id}"
-            entry = CatalogModel(id=composite, provider=pid, model=host_model.id, name=facts.name,
-                                 context_window=facts.context_window, favorite=composite in wanted)
+            entry = pool.add(CatalogModel(id=composite, provider=pid, model=host_model.id, name=facts.name,
+                                          context_window=facts.context_window, favorite=composite in wanted))
             entries.append(entry)
             by_id[composite] = entry
         groups.append(CatalogGroup(id=pid, label=provider.display_name, kind=provider.kind,

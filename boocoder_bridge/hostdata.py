@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .bulk import bulk
+from .bulk import FieldsSetPool, bulk
 from .errors import HostError, ModelIdError
 from .ids import MAX_ID_LENGTH, check_id_text
 from .registry import Provider
@@ -143,6 +143,7 @@ def parse_model_list(body: Any, read_entry: EntryReader | None = None,
     listed = len(body["data"])
     if listed > MAX_HOST_MODELS and notes is not None:
         notes.append(f"listed {listed} entries; only the first {MAX_HOST_MODELS} are read (the limit per host)")
+    pool = FieldsSetPool()
     with bulk():  # up to MAX_HOST_MODELS models at once: no collector passes while they are built
         for index, entry in enumerate(body["data"][:MAX_HOST_MODELS]):
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
@@ -166,7 +167,7 @@ def parse_model_list(body: Any, read_entry: EntryReader | None = None,
             }
             if read_entry is not None:
                 fields = read_entry(entry, fields)
-            seen[entry["id"]] = HostModel(**fields)
+            seen[entry["id"]] = pool.add(HostModel(**fields))
     if duplicates and notes is not None:
         shown = ", ".join(repr(d) for d in dict.fromkeys(duplicates[:3]))
         notes.append(f"{len(duplicates)} duplicate {'ID' if len(duplicates) == 1 else 'IDs'} ({shown}"

@@ -97,3 +97,34 @@ def test_render_skips_brace_escaping_only_when_it_changes_nothing(name) -> None:
     slow = opencode._OWN_KEY.sub(r'"apiKey": "{env:\1}"', slow) + "\n"
     assert opencode.render(config) == slow
     assert json.loads(opencode.render(config)) == config
+
+
+def test_models_of_one_shape_share_one_fields_set_and_a_changed_copy_gets_its_own(hosts, write_registry) -> None:
+    """Memory (``bulk.FieldsSetPool``): host models given the same fields hold one set object, whether just
+    parsed or read back from the cache, and so do catalog entries; a copy with changes gets its own set and
+    leaves the shared one as it was."""
+    up = hosts(name="up", models_body=llama_swap_body("a", "b", "c", "d", contexts={"a": 4096}))
+    path = write_registry({"default_provider": "up", "providers": {"up": {"kind": "llama-swap", "base_url": up.url}}})
+    for refresh in (True, False):  # parsed from the host, then read from the cache by a new process's bridge
+        bridge = Bridge.load(path)
+        by_id = {m.id: m for m in bridge.reports(refresh=refresh)["up"].models}
+        b, c, d = by_id["b"], by_id["c"], by_id["d"]
+        assert b.__pydantic_fields_set__ is c.__pydantic_fields_set__ is d.__pydantic_fields_set__
+        assert len({id(m.__pydantic_fields_set__) for m in by_id.values()}) <= 2  # "a" alone has a window
+        for model in by_id.values():  # the same set as pydantic gives when it validates the same fields
+            assert model.model_fields_set == type(model).model_validate(
+                model.model_dump(exclude_unset=True)).model_fields_set
+        before = set(c.model_fields_set)
+        renamed = b.model_copy(update={"name": "renamed"})
+        assert "name" in renamed.model_fields_set and renamed.model_dump(exclude_unset=True)["name"] == "renamed"
+        assert c.model_fields_set == before and renamed.__pydantic_fields_set__ is not c.__pydantic_fields_set__
+        group = bridge.catalog().providers[0]
+        assert len({id(m.__pydantic_fields_set__) for m in group.models}) == 1 and len(group.models) == 4
+
+
+def test_only_frozen_models_share_fields_sets() -> None:
+    from boocoder_bridge.bulk import FieldsSetPool
+    from boocoder_bridge.cache import CacheFile
+
+    with pytest.raises(TypeError, match="not frozen"):
+        FieldsSetPool().add(CacheFile())
