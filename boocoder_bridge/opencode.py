@@ -104,6 +104,7 @@ NEUTRAL_MODEL: dict[str, Any] = {
     "temperature": False,
     "tool_call": True,
 }
+NOTE_NAMES_SHOWN = 5  # models named in one warning line; the rest are counted
 UNKNOWN_LIMIT = {"context": 0, "output": 0}  # opencode's own "unknown": no compaction, max_tokens 32000
 
 
@@ -147,13 +148,20 @@ def window_notes(config: dict[str, Any]) -> list[str]:
                 small.append(f"{pid}/{key} ({limit['context']})")
     notes = []
     if unknown:
-        notes.append(f"no known context window for {', '.join(unknown)}: opencode sends max_tokens "
+        notes.append(f"no known context window for {_some(unknown)}: opencode sends max_tokens "
                      f"{OPENCODE_OUTPUT_CAP} and never compacts; set context_window for the model in the registry "
                      "(or have the host declare it)")
     if small:
-        notes.append(f"context window too small for opencode's compaction: {', '.join(small)}; dispatch turns "
+        notes.append(f"context window too small for opencode's compaction: {_some(small)}; dispatch turns "
                      "auto-compaction off for these models (a long session ends with the server's context error)")
     return notes
+
+
+def _some(names: list[str], shown: int = NOTE_NAMES_SHOWN) -> str:
+    """The first few names and how many more: a warning stays one readable line for a 50,000-model host."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
 
 
 def _limit(limit: dict[str, Any]) -> Limit:

@@ -126,6 +126,18 @@ def test_generate_warns_about_unknown_and_small_windows(hosts, write_registry, r
     assert "box/small (8192)" in warnings[1] and "auto-compaction off" in warnings[1]
 
 
+def test_a_warning_names_a_few_models_and_counts_the_rest() -> None:
+    """A host with 50,000 models of unknown window once made a 1.2 MB warning line."""
+    from boocoder_bridge.opencode import NOTE_NAMES_SHOWN, window_notes
+
+    many = {f"m{i:05d}": {"limit": {"context": 0, "output": 0}} for i in range(50_000)}
+    (note,) = window_notes({"provider": {"big": {"models": many}, "few": {"models": {"x": {}}}}})
+    assert note.startswith("no known context window for big/m00000, big/m00001, ") and len(note) < 400
+    assert f"and {50_001 - NOTE_NAMES_SHOWN:,} more:" in note and "set context_window" in note
+    (note,) = window_notes({"provider": {"few": {"models": {"x": {}, "y": {}}}}})
+    assert "few/x, few/y:" in note and "more" not in note
+
+
 def test_host_text_cannot_be_substituted(hosts, write_registry) -> None:
     """Every string from a host is written so that opencode's {env:}/{file:} substitution never matches it."""
     hostile = ["inj-{env:SECRET_X}", "{file:/etc/hostname}", "a{env:X}b{file:y}"]
