@@ -145,20 +145,19 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .opencode import render, window_notes, write_config
+    from .opencode import render_pieces, window_notes, write_config
 
     bridge = _bridge(args)
     config, stale = bridge.opencode_config(offline=args.offline)
     if args.out:
         out = Path(args.out)
-        try:
-            before: str | None = out.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            before = None
-        text = write_config(out, config)  # left as it is when its content did not change
-        print(f"{out} unchanged (already up to date)" if text == before else f"wrote {out}", file=sys.stderr)
+        written = write_config(out, config)  # left as it is when its content did not change
+        print(f"wrote {out}" if written else f"{out} unchanged (already up to date)", file=sys.stderr)
     else:
-        sys.stdout.write(render(config))
+        sys.stdout.flush()
+        for piece in render_pieces(config):
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.flush()
     # A stale provider either has its last known models in the config, or none at all (never seen).
     listed = config.get("provider", {})
     none = [pid for pid in stale if not listed.get(pid, {}).get("models")]

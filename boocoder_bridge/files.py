@@ -20,6 +20,7 @@ import secrets
 import stat
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import StateError
@@ -36,14 +37,15 @@ def ensure_dir(folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool = False) -> Path:
-    """Write ``text`` to ``path`` by the policy above; returns the file really written (a link's target).
+def atomic_write(path: str | os.PathLike[str], content: str | bytes | Iterable[bytes]) -> Path:
+    """Write ``content`` to ``path`` by the policy above; returns the file really written (a link's target).
 
-    ``skip_if_same`` leaves an unchanged file alone (its mtime too). Raises :class:`StateError` (exit 4)
-    naming the file, with the system's reason.
+    ``content`` may come in pieces (a 42 MB config is then never held whole). Raises :class:`StateError`
+    (exit 4) naming the file, with the system's reason.
     """
     target = Path(os.path.realpath(path))
-    data = text.encode("utf-8")
+    pieces = [content.encode("utf-8")] if isinstance(content, str) else [content] if isinstance(content, bytes) \
+        else content
     try:
         ensure_dir(target.parent)
         _remove_leftovers(target)
@@ -54,9 +56,7 @@ def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool 
         if info is not None and not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise IsADirectoryError(0, f"it is {kind}")
-        if skip_if_same and info is not None and info.st_size == len(data) and target.read_bytes() == data:
-            return target
-        _replace(target, data, None if info is None else stat.S_IMODE(info.st_mode))
+        _replace(target, pieces, None if info is None else stat.S_IMODE(info.st_mode))
     except OSError as exc:
         reason = exc.strerror or str(exc) or exc.__class__.__name__
         raise StateError(f"cannot write {Path(path)}: {reason}"
@@ -64,7 +64,19 @@ def atomic_write(path: str | os.PathLike[str], text: str, *, skip_if_same: bool 
     return target
 
 
-def _replace(target: Path, data: bytes, mode: int | None) -> None:
+def holds(path: str | os.PathLike[str], pieces: Iterable[bytes]) -> bool:
+    """Whether the regular file at ``path`` holds exactly ``pieces``, joined: read alongside, stopping at the
+    first difference. A writer that leaves an unchanged file alone (its mtime too) asks this first."""
+    try:
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return False
+            return all(handle.read(len(piece)) == piece for piece in pieces) and handle.read(1) == b""
+    except OSError:
+        return False
+
+
+def _replace(target: Path, pieces: Iterable[bytes], mode: int | None) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
     try:
@@ -73,9 +85,10 @@ def _replace(target: Path, data: bytes, mode: int | None) -> None:
                 os.fchmod(fd, mode)
             elif mode is not None:
                 os.chmod(tmp, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)

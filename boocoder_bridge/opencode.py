@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from .errors import BridgeError
-from .files import atomic_write
+from .files import atomic_write, holds
 from .registry import Provider
 from .routing import ModelFacts
 from .settings import OPENCODE_CONTENT_ENV
@@ -175,6 +175,8 @@ def compaction_works(config: dict[str, Any], provider: str, model: str) -> bool:
 
 
 # --- rendering ---------------------------------------------------------------------------------------
+PIECE_BYTES = 1 << 18  # a written piece of config text: large enough that writing is a few system calls
+SPLIT_DEPTH = 4  # config > providers > one provider > its models: the objects that grow with the fleet
 # A JSON string literal as pydantic's encoder writes it (indent=2): it never holds a raw newline, and a
 # structural ``{`` is always the last thing on its line (or ``{}``), so a literal holding a ``{`` is matched whole.
 _BRACED_STRING = re.compile(r'"(?:[^"\\\n{]|\\.)*\{(?:[^"\\\n]|\\.)*"')
@@ -191,12 +193,46 @@ def render(config: dict[str, Any]) -> str:
 
     opencode replaces ``{env:...}`` and ``{file:...}`` in the config TEXT before parsing it; every ``{`` inside a
     string is written as ``\\u007b``, which JSON reads back as ``{`` (ids stay exact) but substitution never
-    matches. Encoded by pydantic's encoder (Python's json is about 10x slower on a 10,000-model fleet)."""
-    text = to_json(config, indent=2).decode()
-    if not _foreign_braces(config):  # the usual case: skip two passes over megabytes of text
-        return text + "\n"
-    text = _BRACED_STRING.sub(_escape_braces, text)
-    return _OWN_KEY.sub(r'"apiKey": "{env:\1}"', text) + "\n"
+    matches."""
+    return b"".join(render_pieces(config)).decode()
+
+
+def render_pieces(config: dict[str, Any]) -> Iterator[bytes]:
+    """:func:`render`'s text as UTF-8, in pieces of about ``PIECE_BYTES`` that each end at a line end.
+
+    Why pieces: a 50,000-model config is 42 MB of text; encoded whole it was held three times over (the encoder's
+    buffer, its bytes, the str). Each member of the outer objects is encoded on its own by pydantic's encoder
+    (Python's json is about 10x slower), indented as ``to_json(config, indent=2)`` would, byte for byte."""
+    escape = _foreign_braces(config)  # the usual case has none: no regex pass over megabytes of text
+    buffer = bytearray()
+    for part in _json_parts(config, b"\n", 0):
+        buffer += part
+        if len(buffer) >= PIECE_BYTES and (end := buffer.rfind(b"\n") + 1):
+            yield _escaped(bytes(buffer[:end])) if escape else bytes(buffer[:end])
+            del buffer[:end]
+    buffer += b"\n"
+    yield _escaped(bytes(buffer)) if escape else bytes(buffer)
+
+
+def _json_parts(value: Any, newline: bytes, depth: int) -> Iterator[bytes]:
+    """``value`` as indented JSON. Objects down to ``SPLIT_DEPTH`` (config, providers, a provider, its models)
+    are opened here; anything deeper (one model entry) is encoded whole."""
+    if not (isinstance(value, dict) and value and depth < SPLIT_DEPTH):
+        yield to_json(value, indent=2).replace(b"\n", newline)
+        return
+    inner = newline + b"  "
+    separator = b"{" + inner
+    for key, item in value.items():
+        yield separator + to_json(str(key)) + b": "
+        yield from _json_parts(item, inner, depth + 1)
+        separator = b"," + inner
+    yield newline + b"}"
+
+
+def _escaped(piece: bytes) -> bytes:
+    # Both patterns match within one line, and a piece ends at a line end: escaping piece by piece is exact.
+    text = _BRACED_STRING.sub(_escape_braces, piece.decode())
+    return _OWN_KEY.sub(r'"apiKey": "{env:\1}"', text).encode()
 
 
 _OWN_KEY_VALUE = re.compile(r"\{env:[A-Za-z_][A-Za-z0-9_]*}")
@@ -215,11 +251,13 @@ def _foreign_braces(value: Any, key: str = "") -> bool:
     return False
 
 
-def write_config(path: Path, config: dict[str, Any]) -> str:
-    """Write atomically (``files.atomic_write``); returns the text written. An unchanged file is left alone."""
-    text = render(config)
-    atomic_write(path, text, skip_if_same=True)
-    return text
+def write_config(path: Path, config: dict[str, Any]) -> bool:
+    """Write atomically (``files.atomic_write``), piece by piece. A file that already holds exactly this text is
+    left alone (its mtime too, and a read-only folder is no error then); returns whether the file was written."""
+    if holds(path, render_pieces(config)):
+        return False
+    atomic_write(path, render_pieces(config))
+    return True
 
 
 # --- dispatch: the fleet wins --------------------------------------------------------------------------

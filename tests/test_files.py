@@ -7,6 +7,7 @@ ignores permission bits), else a chmod 0555 folder and an RLIMIT_FSIZE write lim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from boocoder_bridge.errors import StateError
 from tests.conftest import Result, run_process
 from tests.fakehost import llama_swap_body
 
@@ -261,3 +263,29 @@ def test_read_capped_reads_a_whole_file_in_one_read_and_never_past_the_cap(tmp_p
     with pytest.raises(files.ReadRefused, match="the limit is"):
         files.read_capped(path, 1 << 20)
     assert reads == []
+
+
+def test_an_unchanged_config_is_left_alone_even_in_a_read_only_folder(tmp_path) -> None:
+    """``write_config`` compares piece by piece before it writes: an unchanged file keeps its mtime and needs
+    no temp file (so a read-only folder is no error); a difference in the last piece is still written."""
+    from boocoder_bridge.opencode import render, write_config
+
+    config = {"provider": {"p": {"models": {f"m{i}": {"name": "x" * i} for i in range(300)}}}}
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tmpfs(tmp_path / "cfg", "size=1m")) if ROOT else tmp_path / "cfg"
+        folder.mkdir(exist_ok=True)
+        target = folder / "opencode.json"
+        assert write_config(target, config) is True
+        assert target.read_text() == render(config) and len(target.read_bytes()) > 2 * 4096
+        stamp = target.stat().st_mtime_ns
+        if ROOT:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        else:
+            folder.chmod(0o555)
+            stack.callback(folder.chmod, 0o755)
+        assert write_config(target, config) is False  # nothing to write: no temp file, no error
+        assert target.stat().st_mtime_ns == stamp
+        config["provider"]["p"]["models"]["m299"]["name"] = "changed"  # a difference in the last piece
+        with pytest.raises(StateError, match="cannot write"):
+            write_config(target, config)
+        assert json.loads(target.read_text())["provider"]["p"]["models"]["m299"]["name"] == "x" * 299

@@ -166,6 +166,35 @@ def test_render_keeps_every_value_and_leaves_no_brace_in_a_string(value) -> None
     assert not any("{" in s for s in strings)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.text(alphabet='{}"\\/:\n ae$\x01\u00e9', max_size=12) | st.integers() | st.none(),
+                    lambda inner: st.dictionaries(st.text(alphabet='{}"\\:\n a', max_size=8), inner, max_size=4)
+                    | st.lists(inner, max_size=3), max_leaves=30),
+       st.integers(min_value=1, max_value=200))
+def test_pieces_are_the_whole_encoding_byte_for_byte(value, piece_bytes) -> None:
+    """``render_pieces`` (a 50,000-model config is written piece by piece) gives exactly the text of encoding the
+    whole config at once and escaping it, whatever the nesting and wherever the pieces are cut."""
+    from pydantic_core import to_json
+
+    from boocoder_bridge import opencode
+
+    config = {"$schema": "s", "provider": {"p": {"options": {"apiKey": "{env:OWN_KEY}"}, "whitelist": ["m"],
+                                                 "models": {"m": {"name": value}, "n": value, "o": {}}},
+                                           "q": value}, "extra": value}
+    whole = to_json(config, indent=2).decode()
+    if opencode._foreign_braces(config):
+        whole = opencode._OWN_KEY.sub(r'"apiKey": "{env:\1}"', opencode._BRACED_STRING.sub(
+            opencode._escape_braces, whole))
+    saved = opencode.PIECE_BYTES
+    opencode.PIECE_BYTES = piece_bytes
+    try:
+        pieces = list(opencode.render_pieces(config))
+    finally:
+        opencode.PIECE_BYTES = saved
+    assert b"".join(pieces).decode() == whole + "\n"
+    assert all(piece.endswith(b"\n") for piece in pieces)
+
+
 def _strings(value):
     if isinstance(value, str):
         yield value
