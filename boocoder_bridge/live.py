@@ -90,7 +90,7 @@ class LiveCatalog:
         self._closing = asyncio.Event()
         self._pokes: dict[str, asyncio.Event] = {}
         self._rounds: dict[str, asyncio.Future[None]] = {}
-        self._favorites_poke = asyncio.Event()
+        self._favorites_read = asyncio.Lock()  # one read of the favorites at a time: the last applied is the newest
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._discovered: set[str] = set()
@@ -189,10 +189,18 @@ class LiveCatalog:
             await asyncio.wait(waits, timeout=limit)
         return self.current
 
-    def favorites_changed(self) -> None:
-        """This process changed favorites: read them again now (safe from any thread)."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._favorites_poke.set)
+    async def reload_favorites(self) -> None:
+        """Read the favorites now and publish them if they changed; raises :class:`BridgeError` if unreadable.
+
+        Why a writer awaits this before it answers: a client that changed a favorite and then asks for
+        :attr:`current` must see its change (it did not, when only the background loop was told to look). Reads
+        are serialised, so one that started before the write can never be applied after one that started later.
+        """
+        async with self._favorites_read:
+            favorites = await asyncio.to_thread(self.bridge.list_favorites)  # also takes in opencode's TUI stars
+            if favorites != self.favorites:
+                self.favorites = favorites
+                self._rebuild()
 
     async def _provider_loop(self, provider: Provider) -> None:
         from .discovery import discover_async  # httpx loads only in a process that serves
@@ -306,24 +314,18 @@ class LiveCatalog:
             self._rebuild()
 
     async def _favorites_loop(self) -> None:
+        """Changes by other processes (the CLI, opencode's TUI); this process's own are read by their writer."""
         stamp, reread_at = self._favorites_stamp(), time.monotonic() + FAVORITES_REREAD_S
         while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._favorites_poke.wait(), FAVORITES_CHECK_S)
-            poked = self._favorites_poke.is_set()
-            self._favorites_poke.clear()
+            await asyncio.sleep(FAVORITES_CHECK_S)
             now_stamp = self._favorites_stamp()
-            if not poked and now_stamp == stamp and time.monotonic() < reread_at:
+            if now_stamp == stamp and time.monotonic() < reread_at:
                 continue
             stamp, reread_at = now_stamp, time.monotonic() + FAVORITES_REREAD_S
-            try:  # list_favorites also takes in stars toggled in opencode's TUI (model.json)
-                favorites = await asyncio.to_thread(self.bridge.list_favorites)
+            try:
+                await self.reload_favorites()
             except BridgeError as exc:  # unreadable now: keep showing the last good list
                 log.warning("%s", exc)
-                continue
-            if favorites != self.favorites:
-                self.favorites = favorites
-                self._rebuild()
 
     def _favorites_stamp(self) -> tuple[Any, ...]:
         """Changes whenever another process writes the favorites database or opencode's TUI list."""

@@ -227,14 +227,21 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     # One route for both methods, so a 405 lists both in its Allow header.
     @app.api_route("/api/favorites/{model_id:anytext}", methods=["PUT", "DELETE"], response_model=FavoritesBody,
                    responses=_ERRORS)
-    def change_favorite(request: Request, model_id: str = Path(description=ID_RULES)) -> FavoritesBody:
-        """PUT stores a favorite (adding twice is a no-op); DELETE forgets it. The ID may hold '/' and ':'."""
-        if request.method == "PUT":
-            bridge.add_favorite(model_id)
-        else:
-            bridge.remove_favorite(model_id)
-        catalog.favorites_changed()
-        return FavoritesBody(favorites=bridge.favorites.list())
+    async def change_favorite(request: Request, model_id: str = Path(description=ID_RULES)) -> FavoritesBody:
+        """PUT stores a favorite (adding twice is a no-op); DELETE forgets it. The ID may hold '/' and ':'.
+        Answers once the live catalog shows the change, so a GET /api/models right after it sees it too."""
+
+        def write() -> list[str]:
+            if request.method == "PUT":
+                bridge.add_favorite(model_id)
+            else:
+                bridge.remove_favorite(model_id)
+            return bridge.favorites.list()
+
+        favorites = await anyio.to_thread.run_sync(write)
+        if catalog.running:
+            await catalog.reload_favorites()
+        return FavoritesBody(favorites=favorites)
 
     @app.get("/api/resolve", response_model=Route, responses=_ERRORS)
     async def resolve(model: str = Query(max_length=4096, description=ID_RULES),

@@ -276,3 +276,27 @@ def test_a_host_streaming_changes_cannot_keep_the_loop_rebuilding(write_registry
     asyncio.run(flood())
     assert 1 <= len(rebuilds) <= 2, len(rebuilds)
     assert live.current.providers[0].models[0].context_window == 1499  # the newest message counts
+
+
+def test_a_favorite_changed_over_the_api_is_in_the_very_next_catalog(write_registry, monkeypatch) -> None:
+    """Regression: PUT and DELETE /api/favorites only told the background loop to look again, so a GET
+    /api/models right after the answer could still show the old favorites (2 of 40 tries on a loaded machine).
+    The loop is switched off here: only the change itself can bring it into the catalog."""
+    import asyncio
+
+    from fastapi.testclient import TestClient
+
+    from boocoder_bridge import Bridge, live
+    from boocoder_bridge.server import create_app
+
+    async def never_looks(self: live.LiveCatalog) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(live.LiveCatalog, "_favorites_loop", never_looks)
+    registry = write_registry({"default_provider": "desk", "providers": {"desk": {
+        "kind": "llama-swap", "base_url": "http://127.0.0.1:9", "discover": False, "models": {"a": {}, "b": {}}}}})
+    with TestClient(create_app(Bridge.load(registry)), base_url="http://127.0.0.1") as client:  # with its lifespan
+        for method, model, expected in (("PUT", "desk/a", ["desk/a"]), ("PUT", "desk/b", ["desk/a", "desk/b"]),
+                                        ("DELETE", "desk/a", ["desk/b"])):
+            assert client.request(method, f"/api/favorites/{model}").status_code == 200
+            assert favorite_ids(client.get("/api/models").json()) == expected
