@@ -102,6 +102,9 @@ def open_page(chromium: Any, fleet: Fleet, path: str = "/", **context: Any) -> V
     response = view.page.goto(fleet.url + path)
     assert response is not None and response.status == 200
     expect(view.page.locator("#live")).to_have_attribute("data-live", "live")
+    # "live" is set when the event stream opens, which can come before the first catalog is drawn; the tests
+    # read the rows at once, so wait for that drawing too (render() clears aria-busy).
+    expect(view.page.locator("#picker")).to_have_attribute("aria-busy", "false")
     return view
 
 
