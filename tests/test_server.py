@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -23,11 +24,18 @@ from tests.helpers import deepseek, down, llama_swap, registry_data
 
 def start_server(registry: Path, state: Path, *extra: str, env: dict[str, str] | None = None
                  ) -> tuple[subprocess.Popen, str]:
-    port = unused_port()
+    """A ``serve`` process and its URL, once it answers. ``--port 0``: the OS picks the port when serve binds
+    it (a port looked up free beforehand could be taken by anyone before serve binds it), and serve prints it."""
     process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry),
-                                "--state-dir", str(state), "serve", "--port", str(port), *extra],
+                                "--state-dir", str(state), "serve", "--port", "0", *extra],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    assert process.stdout is not None and process.stderr is not None
+    printed, _, _ = select.select([process.stdout], [], [], 60)
+    line = process.stdout.readline() if printed else ""
+    if not line.startswith("serving http://127.0.0.1:"):
+        process.kill()
+        raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
+    url = line.split()[1]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
