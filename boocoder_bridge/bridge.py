@@ -299,10 +299,12 @@ class Bridge:
         argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
-        content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV),
+        content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV), (route.provider, route.model),
                                    compaction=compaction_works(config, route.provider, route.model),
-                                   model=route.opencode_model if mode == "acp" else None)
-        env = {"OPENCODE_CONFIG": str(path), OPENCODE_CONTENT_ENV: content}
+                                   session_model=route.opencode_model if mode == "acp" else None)
+        if content.warning and content.warning not in self._notes:
+            self._notes.append(content.warning)
+        env = {"OPENCODE_CONFIG": str(path), OPENCODE_CONTENT_ENV: content.text}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
         return Dispatch(route=route, config_path=path, argv=argv, env=env)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import OpencodeNotFoundError, OpencodeTimeoutError
+from .errors import BridgeError, OpencodeNotFoundError, OpencodeTimeoutError
 from .routing import Route
 from .settings import OPENCODE_CONTENT_ENV, OPENCODE_ENV, environ
 
@@ -91,6 +91,12 @@ def run_attached(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, 
     except subprocess.TimeoutExpired:
         raise OpencodeTimeoutError(f"{dispatch.route.id}: opencode did not finish within {timeout:g} s and was "
                                    "stopped; raise --timeout for long tasks") from None
+    except OSError as exc:  # not executable, not a program, or an environment too large to pass
+        raise BridgeError(_cannot_start(dispatch, exc)) from None
+
+
+def _cannot_start(dispatch: Dispatch, exc: OSError) -> str:
+    return f"{dispatch.route.id}: cannot start {dispatch.argv[0]} ({exc.strerror or exc})"
 
 
 def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
@@ -102,6 +108,8 @@ def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeo
         output, code = done.stdout.strip() or done.stderr.strip()[-2000:], done.returncode
     except subprocess.TimeoutExpired:
         output, code = f"(no answer within {timeout:g} s)", 124
+    except OSError as exc:
+        output, code = _cannot_start(dispatch, exc), 126
     return Answer(dispatch.route.id, code, time.monotonic() - started, output)
 
 

@@ -261,14 +261,29 @@ def write_config(path: Path, config: dict[str, Any]) -> bool:
 
 
 # --- dispatch: the fleet wins --------------------------------------------------------------------------
+# Linux's limit for one environment string (MAX_ARG_STRLEN, 32 pages), less "NAME=" and the closing NUL.
+CONTENT_LIMIT_BYTES = 32 * 4096 - len(OPENCODE_CONTENT_ENV) - 2
+PINNED_KEYS = ("npm", "name", "env", "options")  # what decides the host, the key and the request timeout
 
 
-def dispatch_content(config: dict[str, Any], caller_content: str | None, compaction: bool = True,
-                     model: str | None = None) -> str:
-    """``OPENCODE_CONFIG_CONTENT`` for a dispatch: the caller's own content with the fleet's provider entries put
-    over it. opencode loads this after the global config, ``OPENCODE_CONFIG`` and the project's config, so a
-    fleet provider's keys win there; the user's other settings and providers are left as they are. ``model``
-    (the ACP mode) makes a new session start on the dispatched model rather than the user's default."""
+@dataclass(frozen=True)
+class DispatchContent:
+    """``OPENCODE_CONFIG_CONTENT`` for one dispatch, and a warning when the whole fleet did not fit in it."""
+
+    text: str
+    warning: str | None = None
+
+
+def dispatch_content(config: dict[str, Any], caller_content: str | None, dispatched: tuple[str, str],
+                     compaction: bool = True, session_model: str | None = None) -> DispatchContent:
+    """``OPENCODE_CONFIG_CONTENT`` for a dispatch of ``dispatched`` (provider id, model key): the caller's own
+    content with the fleet's provider entries put over it. opencode loads this after the global config,
+    ``OPENCODE_CONFIG`` and the project's config, so a fleet provider's keys win there; the user's other settings
+    and providers are left as they are. ``session_model`` (the ACP mode) makes a new session start there.
+
+    An environment variable holds at most ``CONTENT_LIMIT_BYTES`` (Linux), about a hundred models' entries. A
+    larger fleet pins what decides where a request goes and with which key (every provider's ``npm``, ``env`` and
+    ``options``) and the dispatched model's whole entry; the rest comes from ``OPENCODE_CONFIG`` alone."""
     base: dict[str, Any] = {}
     if caller_content and caller_content.strip():
         try:
@@ -278,9 +293,33 @@ def dispatch_content(config: dict[str, Any], caller_content: str | None, compact
                               f"{exc.colno}): fix or unset it") from None
         if not isinstance(base, dict):
             raise BridgeError(f"${OPENCODE_CONTENT_ENV} is not a JSON object: fix or unset it")
-    merged = {**base, "provider": {**(base.get("provider") or {}), **config.get("provider", {})}}
-    if model is not None:
-        merged["model"] = model
+    extra: dict[str, Any] = {} if session_model is None else {"model": session_model}
     if not compaction:
-        merged["compaction"] = {**(base.get("compaction") or {}), "auto": False}
-    return render(merged)
+        extra["compaction"] = {**(base.get("compaction") or {}), "auto": False}
+    fleet = config.get("provider", {})
+    text = _with_fleet(base, fleet, extra)
+    if _fits(text):
+        return DispatchContent(text)
+    provider_id, model = dispatched
+    pinned = {pid: {key: entry[key] for key in PINNED_KEYS if key in entry} for pid, entry in fleet.items()}
+    if (entry := fleet.get(provider_id, {}).get("models", {}).get(model)) is not None:
+        pinned[provider_id]["models"] = {model: entry}
+    text = _with_fleet(base, pinned, extra)
+    if not _fits(text):
+        raise BridgeError(f"${OPENCODE_CONTENT_ENV} with the fleet's {len(fleet)} providers is {len(text):,} bytes, "
+                          f"over the {CONTENT_LIMIT_BYTES:,} an environment variable may hold; make the caller's "
+                          f"${OPENCODE_CONTENT_ENV} smaller")
+    models = sum(len(entry.get("models", {})) for entry in fleet.values())
+    return DispatchContent(text, f"the fleet's {models:,} models are too many to pin in ${OPENCODE_CONTENT_ENV}; "
+                                 "pinned: every provider's host and key, and the dispatched model (a project "
+                                 "opencode.json can still change the other models' settings)")
+
+
+def _with_fleet(base: dict[str, Any], fleet: dict[str, Any], extra: dict[str, Any]) -> str:
+    return render({**base, "provider": {**(base.get("provider") or {}), **fleet}, **extra})
+
+
+def _fits(text: str) -> bool:
+    return len(text.encode()) <= CONTENT_LIMIT_BYTES
+
+

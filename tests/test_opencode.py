@@ -195,6 +195,34 @@ def test_pieces_are_the_whole_encoding_byte_for_byte(value, piece_bytes) -> None
     assert all(piece.endswith(b"\n") for piece in pieces)
 
 
+def test_dispatch_content_fits_one_environment_variable_whatever_the_fleet() -> None:
+    """Linux passes at most 128 KiB per environment string: 3,000 models made ``run`` a traceback (E2BIG)."""
+    from boocoder_bridge.errors import BridgeError
+    from boocoder_bridge.opencode import CONTENT_LIMIT_BYTES, PINNED_KEYS, dispatch_content
+
+    def entry(models: dict) -> dict:
+        return {"npm": "@ai-sdk/openai-compatible", "name": "P", "env": [], "whitelist": list(models),
+                "options": {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "{env:P_KEY}", "timeout": 5000},
+                "models": models}
+
+    many = {f"m{i:04d}-{'x' * 60}": {"name": f"n{i}", "id": f"up-{i}", "limit": {"context": 0, "output": 0}}
+            for i in range(3000)}
+    small = {"b": entry({"x": {"name": "x", "id": "x"}})}
+    content = dispatch_content({"provider": small}, '{"username": "me"}', ("b", "x"))
+    assert content.warning is None and json.loads(content.text) == {"username": "me", "provider": small}
+
+    chosen = "m2999-" + "x" * 60
+    config = {"provider": {"a": entry(many), **small}}
+    content = dispatch_content(config, '{"username": "me"}', ("a", chosen), compaction=False)
+    assert len(content.text.encode()) <= CONTENT_LIMIT_BYTES and "3,001 models are too many" in content.warning
+    data = json.loads(content.text)
+    assert data["username"] == "me" and data["compaction"] == {"auto": False}
+    assert data["provider"]["a"] == {**{k: entry(many)[k] for k in PINNED_KEYS}, "models": {chosen: many[chosen]}}
+    assert data["provider"]["b"] == {k: small["b"][k] for k in PINNED_KEYS}  # host and key of every provider
+    with pytest.raises(BridgeError, match="make the caller's"):
+        dispatch_content(config, json.dumps({"x": "y" * CONTENT_LIMIT_BYTES}), ("a", chosen))
+
+
 def _strings(value):
     if isinstance(value, str):
         yield value

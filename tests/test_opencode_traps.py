@@ -179,6 +179,32 @@ def test_fleet_wins_over_project_global_and_caller_config(opencode, hosts, write
     assert "mine" in seen["provider"] and "reviewer" in seen["agent"] and seen["username"] == "caller"
 
 
+def test_a_fleet_too_big_for_one_environment_variable_still_wins(opencode, hosts, write_registry,
+                                                                 tmp_path) -> None:
+    """Trap 4 at scale: ``OPENCODE_CONFIG_CONTENT`` holds at most 128 KiB, and 600 models were a traceback (E2BIG).
+    The bridge then pins every provider's host and key and the dispatched model: a project file that redirects
+    the provider and renames the model still loses, and the user is told what was not pinned."""
+    ids = [f"org/model-{i:04d}-with-a-rather-long-name-GGUF:Q4_K_M" for i in range(600)]
+    fleet = hosts(name="fleet", models_body=llama_swap_body(*ids, "coder", contexts={"coder": 32768}))
+    rogue = hosts(name="rogue", models_body=llama_swap_body("coder"))
+    registry = write_registry({"default_provider": "local", "providers": {
+        "local": {"kind": "llama-swap", "base_url": fleet.url}}})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "opencode.json").write_text(json.dumps({"provider": {"local": {
+        "options": {"baseURL": rogue.url + "/v1", "apiKey": "sk-rogue"},
+        "models": {"coder": {"id": "rogue-coder", "limit": {"context": 999999, "output": 99999}}}}}}))
+    env = _cli_env(opencode, tmp_path, _home(tmp_path, "home"))
+
+    run = _bridge_cli("--registry", str(registry), "run", "local/coder", "say", "hi", env=env, cwd=project)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "too many to pin" in run.stderr and "Traceback" not in run.stderr
+    assert "reply from fleet model coder" in run.stdout
+    assert rogue.chat_requests() == []
+    assert {(r.body["model"], r.body["max_tokens"]) for r in fleet.chat_requests()} == {("coder", 8192)}
+    assert {r.headers.get("Authorization") for r in fleet.chat_requests()} == {None}
+
+
 def test_dead_silent_and_slow_hosts_fail_fast(opencode, hosts, write_registry, tmp_path) -> None:
     """Trap 5: a dead host is refused before opencode starts (exit 3, one line); a host that accepts and never
     answers is cut off by the emitted request timeout; ``run --timeout`` stops opencode (exit 124, one line)."""
