@@ -139,11 +139,15 @@ class Bridge:
             self.cache.check()  # notices a file another process rewrote
             self._cache_checked_at = now
         if self._resolver is None or self._resolver_generation != self.cache.generation:
+            # The generation is read before the reports: a store by another thread while they are read (serve's
+            # live loop writes the cache) then makes the next call rebuild. Read after, it marked the old
+            # reports as current, and routes stayed stale until the cache changed again.
+            generation = self.cache.generation
             reports = self.known_reports()
             # No plugin implements context_window: the resolver skips the hook machinery for unknown contexts.
             asks = self._context_hook if self.hooks.pm.hook.context_window.get_hookimpls() else None
             self._resolver = Resolver(self.registry, reports, asks, self.env)
-            self._resolver_generation = self.cache.generation
+            self._resolver_generation = generation
         return self._resolver
 
     def canonical_id(self, model_id: str) -> str:

@@ -128,3 +128,28 @@ def test_only_frozen_models_share_fields_sets() -> None:
 
     with pytest.raises(TypeError, match="not frozen"):
         FieldsSetPool().add(CacheFile())
+
+
+def test_an_answer_stored_while_the_resolver_is_built_is_not_missed(fleet, monkeypatch) -> None:
+    """Regression: in serve, the live loop stores answers from a worker thread while a request thread builds
+    the resolver. The resolver took the cache generation after reading the reports, so a store in between
+    marked the old reports as current and the routes stayed stale until the cache changed again."""
+    from boocoder_bridge.hostdata import HostModel, ProviderReport
+
+    path, _, _ = fleet
+    bridge = Bridge.load(path)
+    bridge.reports(refresh=True)
+    provider = bridge.registry.providers["up"]
+    newer = ProviderReport(provider="up", status="online", fetched_at=2e9,
+                           models=[HostModel(id="coder", context_window=131072)])
+    read = bridge.hosts.known_reports
+
+    def read_then_another_thread_stores() -> dict:
+        reports = read()
+        monkeypatch.setattr(bridge.hosts, "known_reports", read)  # once
+        bridge.cache.store({"up": provider}, {"up": newer})  # what the live loop's thread does meanwhile
+        return reports
+
+    monkeypatch.setattr(bridge.hosts, "known_reports", read_then_another_thread_stores)
+    assert bridge.resolve("up/coder").context_window == 65536  # built from what was read
+    assert bridge.resolve("up/coder").context_window == 131072  # the stored answer is seen next
