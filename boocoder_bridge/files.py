@@ -67,13 +67,18 @@ def atomic_write(path: str | os.PathLike[str], content: str | bytes | Iterable[b
 def holds(path: str | os.PathLike[str], pieces: Iterable[bytes]) -> bool:
     """Whether the regular file at ``path`` holds exactly ``pieces``, joined: read alongside, stopping at the
     first difference. A writer that leaves an unchanged file alone (its mtime too) asks this first."""
-    try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return False
-            return all(handle.read(len(piece)) == piece for piece in pieces) and handle.read(1) == b""
+    try:  # opened without blocking and checked before a byte is read: a fifo would wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    with open(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            os.set_blocking(fd, True)
+            return all(handle.read(len(piece)) == piece for piece in pieces) and handle.read(1) == b""
+        except OSError:
+            return False
 
 
 def _replace(target: Path, pieces: Iterable[bytes], mode: int | None) -> None:

@@ -223,7 +223,7 @@ def _json_parts(value: Any, newline: bytes, depth: int) -> Iterator[bytes]:
     inner = newline + b"  "
     separator = b"{" + inner
     for key, item in value.items():
-        yield separator + to_json(str(key)) + b": "
+        yield separator + to_json(key if isinstance(key, str) else str(key)) + b": "  # a str enum: its value
         yield from _json_parts(item, inner, depth + 1)
         separator = b"," + inner
     yield newline + b"}"
@@ -301,18 +301,21 @@ def dispatch_content(config: dict[str, Any], caller_content: str | None, dispatc
     if _fits(text):
         return DispatchContent(text)
     provider_id, model = dispatched
-    pinned = {pid: {key: entry[key] for key in PINNED_KEYS if key in entry} for pid, entry in fleet.items()}
-    if (entry := fleet.get(provider_id, {}).get("models", {}).get(model)) is not None:
-        pinned[provider_id]["models"] = {model: entry}
-    text = _with_fleet(base, pinned, extra)
-    if not _fits(text):
+    for keys in ((*PINNED_KEYS, "whitelist"), PINNED_KEYS):  # the model lists too, if they fit
+        pinned = {pid: {key: entry[key] for key in keys if key in entry} for pid, entry in fleet.items()}
+        if (entry := fleet.get(provider_id, {}).get("models", {}).get(model)) is not None:
+            pinned[provider_id]["models"] = {model: entry}
+        text = _with_fleet(base, pinned, extra)
+        if _fits(text):
+            break
+    else:
         raise BridgeError(f"${OPENCODE_CONTENT_ENV} with the fleet's {len(fleet)} providers is {len(text):,} bytes, "
                           f"over the {CONTENT_LIMIT_BYTES:,} an environment variable may hold; make the caller's "
                           f"${OPENCODE_CONTENT_ENV} smaller")
     models = sum(len(entry.get("models", {})) for entry in fleet.values())
     return DispatchContent(text, f"the fleet's {models:,} models are too many to pin in ${OPENCODE_CONTENT_ENV}; "
                                  "pinned: every provider's host and key, and the dispatched model (a project "
-                                 "opencode.json can still change the other models' settings)")
+                                 "opencode.json can still change or hide the other models)")
 
 
 def _with_fleet(base: dict[str, Any], fleet: dict[str, Any], extra: dict[str, Any]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -15,6 +17,7 @@ import pytest
 
 from boocoder_bridge import __version__
 from boocoder_bridge.cli import build_parser
+from boocoder_bridge.opencode import PIECE_BYTES
 from tests.conftest import run_process
 
 
@@ -348,3 +351,20 @@ def test_favorites_list_says_which_are_hidden_and_why(run_cli, hosts, write_regi
         "up/gone", "down/x", "cloud/c"}
     shown = run_cli("--registry", str(path), "models", "--json").json()["favorites"]
     assert [m["id"] for m in shown] == ["up/m1"]  # the same rule as the catalog's
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
+    """``generate | head``: the config is written in pieces, and the reader may close the pipe after the first."""
+    models = {f"m{i:05d}": {} for i in range(1000)}
+    registry = tmp_path / "big.json"
+    registry.write_text(json.dumps({"default_provider": "p", "providers": {"p": {
+        "kind": "openai-compatible", "base_url": "http://127.0.0.1:9", "discover": False, "models": models}}}))
+    env = {**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(tmp_path / "state")}
+    whole = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "generate"],
+                           capture_output=True, timeout=120, env=env)
+    assert whole.returncode == 0 and len(whole.stdout) > 2 * PIECE_BYTES  # several pieces
+    command = f"{shlex.quote(sys.executable)} -m boocoder_bridge --registry {shlex.quote(str(registry))} generate"
+    head = subprocess.run(command + " | head -c 100",
+                          shell=True, capture_output=True, text=True, timeout=120, env=env)
+    assert head.stdout.startswith("{") and len(head.stdout) == 100
+    assert "Traceback" not in head.stderr and "BrokenPipe" not in head.stderr, head.stderr[-500:]

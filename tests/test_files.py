@@ -289,3 +289,13 @@ def test_an_unchanged_config_is_left_alone_even_in_a_read_only_folder(tmp_path) 
         with pytest.raises(StateError, match="cannot write"):
             write_config(target, config)
         assert json.loads(target.read_text())["provider"]["p"]["models"]["m299"]["name"] == "x" * 299
+
+
+def test_a_fifo_at_the_config_path_is_refused_not_waited_on(fleet, tmp_path) -> None:
+    """Comparing before writing must not open a fifo for reading: that waits for a writer, forever."""
+    fifo = tmp_path / "opencode.json"
+    os.mkfifo(fifo)
+    line = one_line(run("--registry", str(fleet()), "generate", "--out", str(fifo),
+                        env=cli_env(tmp_path / "state")), 4)
+    assert f"cannot write {fifo}" in line and "not a regular file" in line
+    assert stat.S_ISFIFO(fifo.stat().st_mode)

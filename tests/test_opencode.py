@@ -222,6 +222,10 @@ def test_dispatch_content_fits_one_environment_variable_whatever_the_fleet() -> 
     with pytest.raises(BridgeError, match="make the caller's"):
         dispatch_content(config, json.dumps({"x": "y" * CONTENT_LIMIT_BYTES}), ("a", chosen))
 
+    wordy = {f"w{i}": {"name": "n" * 600, "id": f"up-{i}"} for i in range(300)}  # big entries, short keys
+    content = dispatch_content({"provider": {"a": entry(wordy)}}, None, ("a", "w7"))
+    assert content.warning and json.loads(content.text)["provider"]["a"]["whitelist"] == list(wordy)  # it fits
+
 
 def _strings(value):
     if isinstance(value, str):
