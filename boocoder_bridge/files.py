@@ -71,14 +71,24 @@ def holds(path: str | os.PathLike[str], pieces: Iterable[bytes]) -> bool:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
-    with open(fd, "rb") as handle:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return False
-            os.set_blocking(fd, True)
-            return all(handle.read(len(piece)) == piece for piece in pieces) and handle.read(1) == b""
-        except OSError:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
+        os.set_blocking(fd, True)
+        return all(_read_exactly(fd, len(piece)) == piece for piece in pieces) and os.read(fd, 1) == b""
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end of the file (one read may return less)."""
+    parts, left = [], size
+    while left and (part := os.read(fd, left)):
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _replace(target: Path, pieces: Iterable[bytes], mode: int | None) -> None:
