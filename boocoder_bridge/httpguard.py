@@ -7,6 +7,8 @@ Three checks, in order:
    loopback IP when bound to loopback or to the name localhost, any IP literal when bound to all addresses:
    an IP literal cannot be rebound), and the names given with ``--allow-host``. Else 421.
 2. The bearer token, when one is set (scheme case-insensitive, RFC 7235). Else 401 with ``WWW-Authenticate``.
+   The picker page and its static files need none: they are the package's own code and hold no data; the page
+   then sends the token it was given in its address fragment (``/#token=...``) with every API request.
 3. Browser requests from another site are refused (403): ``Sec-Fetch-Site: cross-site|same-site``, or an
    ``Origin`` that is not this server. Without CORS headers such a page could never read an answer anyway,
    but a simple GET would still run: a refresh that asks every host, or a change. The picker page and its
@@ -90,7 +92,7 @@ class RequestGuard:
         if not self.policy.allows(host):
             return await _refuse(send, 421, f"Host {host[:100]!r} does not name this server; use 127.0.0.1 or "
                                             "localhost, or start serve with --allow-host NAME")
-        if self.token is not None and not self._authorized(headers.get("authorization", "")):
+        if self.token is not None and not _embeddable(scope) and not self._authorized(headers.get("authorization", "")):
             challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if "authorization" in headers else "")
             return await _refuse(send, 401, "missing or wrong bearer token", {"WWW-Authenticate": challenge})
         if not _embeddable(scope) and (headers.get("sec-fetch-site") in ("cross-site", "same-site")

@@ -63,10 +63,12 @@ class Fleet:
 
 @contextmanager
 def serve_fleet(folder: Path, providers: dict[str, dict[str, Any]], hosts: dict[str, Host],
-                default: str | None = None) -> Iterator[Fleet]:
+                default: str | None = None, token: str | None = None) -> Iterator[Fleet]:
     registry = folder / "fleet.json"
     registry.write_text(json.dumps({"default_provider": default or next(iter(providers)), "providers": providers}))
     env = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
+    if token is not None:
+        env["BOOCODER_BRIDGE_TOKEN"] = token
     process, url = start_server(registry, folder / "state", env=env)
     try:
         yield Fleet(url, process, registry, folder / "state", hosts)

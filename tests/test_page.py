@@ -248,6 +248,41 @@ def test_select_mode_posts_the_choice_to_the_opener(chromium: Any, fleet: Fleet)
     opener.context.close()
 
 
+def test_behind_a_token_the_page_takes_it_from_the_address_fragment(chromium: Any, tmp_path: Path) -> None:
+    """A server with ``BOOCODER_BRIDGE_TOKEN``: the page loads, says how to give the token, then takes it from
+    ``#token=`` (never sent anywhere), drops it from the address, and lists, stars and follows changes with it."""
+    token = "s3cret-t0ken"
+    auth = {"Authorization": f"Bearer {token}"}
+    sam = Host(name="sam", models_body=sam_body())
+    with serve_fleet(tmp_path, {"sam": {"kind": "llama-swap", "base_url": sam.url}}, {"sam": sam},
+                     token=token) as fleet:
+        page = chromium.new_context().new_page()
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(fleet.url + "/")
+        expect(page.locator("#live")).to_have_attribute("data-live", "error")
+        expect(page.locator("#live")).to_contain_text("#token=<token>")
+
+        page.goto(fleet.url + f"/?select={fleet.url}#token={token}")
+        view = View(page, fleet)
+        view.expect_ids("sam", ["sam/gpt-oss-20b", "sam/qwen3-coder-30b", "sam/unsloth/Qwen3:Q4_K_M"])
+        assert page.url == f"{fleet.url}/?select={fleet.url}"  # the token left the address (and the history)
+        assert not any(token in url for url in requests)
+
+        star = view.row("sam", "sam/qwen3-coder-30b").get_by_role("button", name=re.compile("favorite"))
+        star.click()
+        view.expect_ids("favorites", ["sam/qwen3-coder-30b"])
+        assert httpx.get(fleet.url + "/api/favorites", headers=auth).json()["favorites"] == ["sam/qwen3-coder-30b"]
+        page.evaluate("window.notReloaded = true")
+        fleet.cli("favorites", "add", "sam/gpt-oss-20b")  # another process: the page polls with its token
+        view.expect_ids("favorites", ["sam/qwen3-coder-30b", "sam/gpt-oss-20b"])
+        assert page.evaluate("window.notReloaded") is True
+
+        page.reload()  # the tab keeps the token
+        view.expect_ids("favorites", ["sam/qwen3-coder-30b", "sam/gpt-oss-20b"])
+        page.context.close()
+
+
 def test_host_text_is_shown_as_text(chromium: Any, tmp_path: Path) -> None:
     hostile = '<img src=x onerror="window.pwned=1"><b>bold</b>'
     body = llama_swap_body("evil")

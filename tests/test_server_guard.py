@@ -3,6 +3,7 @@ requests (Origin, Sec-Fetch-Site), the bearer token, and refreshes that cannot s
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import os
 import threading
@@ -109,6 +110,19 @@ def test_bearer_scheme_is_case_insensitive_and_401_says_how_to_authenticate(tmp_
             assert answer.status_code == 401, given
             assert answer.headers["WWW-Authenticate"].startswith("Bearer realm=")
             assert "t0ken-abc" not in answer.text
+        # The page and its files load without the token (the page then sends it itself); nothing else does.
+        for path in ("/", "/static/picker.js", "/static/picker.css"):
+            assert httpx.get(url + path).status_code == 200, path
+        assert httpx.post(url + "/").status_code == 401 and httpx.delete(url + "/static/picker.js").status_code == 401
+        address = httpx.URL(url)
+        for raw in ("/static/../api/favorites", "/static/%2e%2e/api/favorites", "/static/..%2fapi/favorites",
+                    "/static//../../api/favorites", "//api/favorites", "/static/../healthz"):
+            connection = http.client.HTTPConnection(address.host, address.port, timeout=10)
+            connection.request("GET", raw)  # sent as written: no client-side clean-up of the path
+            answer = connection.getresponse()
+            body = answer.read().decode(errors="replace")
+            connection.close()
+            assert answer.status in (401, 404), (raw, answer.status, body)  # refused, or no such file
     finally:
         process.terminate()
         process.wait(timeout=10)

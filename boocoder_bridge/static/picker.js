@@ -10,6 +10,8 @@
 //   document event "boocoder:select"                     detail: {id, provider, model, name, context_window}
 //   ?select[=<origin>]                                   also post {type: "boocoder:select", ...} to the opener
 //                                                        (or parent frame), to <origin> only when given
+//   #token=<BOOCODER_BRIDGE_TOKEN>                       for a server that needs its token: sent as a bearer
+//                                                        header, kept for the tab, removed from the address
 "use strict";
 
 (function () {
@@ -19,10 +21,40 @@
   const params = new URLSearchParams(window.location.search);
   const selectMode = params.has("select");
   const targetOrigin = originOf(params.get("select"));
+  const token = takeToken();
+  const authorization = token ? { Authorization: "Bearer " + token } : {};
+  const POLL_MS = token ? 3000 : 10000;  // with a token there is no event stream (EventSource sends no headers)
   let catalog = null;
   let fromStream = false;
   let chosen = null;
   let pollTimer = null;
+
+  // The token comes in the fragment, which the browser never sends anywhere; it is taken out of the address at
+  // once and kept in this tab's sessionStorage, so a reload still works.
+  function takeToken() {
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    const given = fragment.get("token");
+    let kept = null;
+    try {
+      if (given) sessionStorage.setItem("boocoder-bridge-token", given);
+      kept = sessionStorage.getItem("boocoder-bridge-token");
+    } catch (error) {
+      // no storage here (a sandboxed frame): the token lasts as long as the page
+    }
+    if (given) {
+      fragment.delete("token");
+      const rest = fragment.toString();
+      history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? "#" + rest : ""));
+    }
+    return given || kept;
+  }
+
+  function problem(response) {
+    if (response.status === 401) {
+      return new Error("it needs its token: open this page as " + window.location.pathname + "#token=<token>");
+    }
+    return new Error("HTTP " + response.status);
+  }
 
   function originOf(text) {
     try {
@@ -170,11 +202,11 @@
     }
     try {
       const response = await fetch("api/favorites/" + encodeURIComponent(model.id), {
-        method: on ? "PUT" : "DELETE", headers: { Accept: "application/json" },
+        method: on ? "PUT" : "DELETE", headers: { Accept: "application/json", ...authorization },
       });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
-        throw new Error(body.error || "HTTP " + response.status);
+        throw response.status === 401 ? problem(response) : new Error(body.error || "HTTP " + response.status);
       }
       if (!fromStream) await load();  // no event stream: read the catalog again ourselves
     } catch (error) {
@@ -218,8 +250,8 @@
   // --- data -------------------------------------------------------------------------------------------------
 
   async function load(first) {
-    const response = await fetch("api/models", { headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error("HTTP " + response.status);
+    const response = await fetch("api/models", { headers: { Accept: "application/json", ...authorization } });
+    if (!response.ok) throw problem(response);
     const data = await response.json();
     if (!(first && fromStream)) render(data);  // the stream's snapshot may already be newer
   }
@@ -228,11 +260,11 @@
     clearTimeout(pollTimer);
     load().then(() => setLive("polling", "updated " + new Date().toLocaleTimeString()),
       (error) => setLive("error", "Cannot reach the bridge: " + error.message));
-    pollTimer = setTimeout(poll, 10000);
+    pollTimer = setTimeout(poll, POLL_MS);
   }
 
   function connect() {
-    if (!window.EventSource) return poll();
+    if (!window.EventSource || token) return poll();
     const stream = new EventSource("api/events");
     stream.addEventListener("catalog", (event) => {
       fromStream = true;
@@ -251,6 +283,10 @@
     });
   }
 
-  load(true).catch((error) => setLive("error", "Cannot reach the bridge: " + error.message));
-  connect();
+  if (token) {
+    connect();  // polls: its first round is the first load
+  } else {
+    load(true).catch((error) => setLive("error", "Cannot reach the bridge: " + error.message));
+    connect();
+  }
 })();
