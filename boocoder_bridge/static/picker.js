@@ -21,40 +21,90 @@
   const params = new URLSearchParams(window.location.search);
   const selectMode = params.has("select");
   const targetOrigin = originOf(params.get("select"));
-  const token = takeToken();
-  const authorization = token ? { Authorization: "Bearer " + token } : {};
-  const POLL_MS = token ? 3000 : 10000;  // with a token there is no event stream (EventSource sends no headers)
+  const TOKEN_KEY = "boocoder-bridge-token";
   let catalog = null;
   let fromStream = false;
   let chosen = null;
   let pollTimer = null;
+  // A server with BOOCODER_BRIDGE_TOKEN: the token is typed into the form the page shows, or given as
+  // #token=<token> (an app's frame or popup). A fragment is never sent anywhere, and it is taken out of the
+  // address at once. It is kept for the tab (sessionStorage), except in ?select mode, where another site may be
+  // the opener: there only a token given to this page is used.
+  let token = tokenFromFragment() || (selectMode ? null : stored());
 
-  // The token comes in the fragment, which the browser never sends anywhere; it is taken out of the address at
-  // once and kept in this tab's sessionStorage, so a reload still works.
-  function takeToken() {
-    const fragment = new URLSearchParams(window.location.hash.slice(1));
-    const given = fragment.get("token");
-    let kept = null;
+  function tokenFromFragment() {
+    const hash = window.location.hash;
+    if (!hash.startsWith("#token=")) return null;
+    let value = hash.slice("#token=".length);
     try {
-      if (given) sessionStorage.setItem("boocoder-bridge-token", given);
-      kept = sessionStorage.getItem("boocoder-bridge-token");
+      value = decodeURIComponent(value);  // "+" stays "+": a fragment is not form data
     } catch (error) {
-      // no storage here (a sandboxed frame): the token lasts as long as the page
+      // not %-encoded: used as given
     }
-    if (given) {
-      fragment.delete("token");
-      const rest = fragment.toString();
-      history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? "#" + rest : ""));
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    if (!selectMode) store(value);
+    return value;
+  }
+
+  function stored() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (error) {
+      return null;  // no storage here (a sandboxed frame): the token lasts as long as the page
     }
-    return given || kept;
+  }
+
+  function store(value) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, value);
+    } catch (error) {
+      // as above
+    }
+  }
+
+  function headers() {
+    return token ? { Accept: "application/json", Authorization: "Bearer " + token } : { Accept: "application/json" };
+  }
+
+  function useToken(value) {
+    if (!/^[\x21-\x7e]+$/.test(value)) {  // what an HTTP header can carry
+      setLive("error", "That token holds characters an HTTP header cannot carry (spaces, line breaks or non-ASCII)");
+      return;
+    }
+    token = value;
+    if (!selectMode) store(value);
+    const form = document.getElementById("token-form");
+    if (form) form.remove();
+    fromStream = false;
+    poll();  // with a token there is no event stream: EventSource sends no headers
+  }
+
+  function askForToken() {
+    if (document.getElementById("token-form")) return;
+    const input = el("input", { type: "password", id: "token", autocomplete: "off", spellcheck: "false" });
+    const form = el("form", { id: "token-form", class: "token" },
+      [el("label", { for: "token" }, ["Token"]), input, el("button", { type: "submit" }, ["Use it"])]);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      useToken(input.value.trim());
+    });
+    main.before(form);
+    input.focus();
   }
 
   function problem(response) {
     if (response.status === 401) {
-      return new Error("it needs its token: open this page as " + window.location.pathname + "#token=<token>");
+      askForToken();
+      return new Error((token ? "the token was refused" : "this bridge needs its token") + ": enter it above, " +
+        "or open this page as " + window.location.pathname + window.location.search + "#token=<token>");
     }
     return new Error("HTTP " + response.status);
   }
+
+  window.addEventListener("hashchange", () => {
+    const value = tokenFromFragment();  // "#token=..." added to the address of a page already open
+    if (value) useToken(value);
+  });
 
   function originOf(text) {
     try {
@@ -202,7 +252,7 @@
     }
     try {
       const response = await fetch("api/favorites/" + encodeURIComponent(model.id), {
-        method: on ? "PUT" : "DELETE", headers: { Accept: "application/json", ...authorization },
+        method: on ? "PUT" : "DELETE", headers: headers(),
       });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
@@ -250,7 +300,7 @@
   // --- data -------------------------------------------------------------------------------------------------
 
   async function load(first) {
-    const response = await fetch("api/models", { headers: { Accept: "application/json", ...authorization } });
+    const response = await fetch("api/models", { headers: headers() });
     if (!response.ok) throw problem(response);
     const data = await response.json();
     if (!(first && fromStream)) render(data);  // the stream's snapshot may already be newer
@@ -260,7 +310,7 @@
     clearTimeout(pollTimer);
     load().then(() => setLive("polling", "updated " + new Date().toLocaleTimeString()),
       (error) => setLive("error", "Cannot reach the bridge: " + error.message));
-    pollTimer = setTimeout(poll, POLL_MS);
+    pollTimer = setTimeout(poll, token ? 3000 : 10000);
   }
 
   function connect() {
