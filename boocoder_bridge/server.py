@@ -28,7 +28,7 @@ from .errors import BridgeError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .live import LiveCatalog
-from .opencode import render
+from .opencode import render_pieces
 from .routing import Purpose, Route
 from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
@@ -251,7 +251,8 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     @app.get("/api/opencode-config", responses=_ERRORS)
     async def opencode_config(offline: bool = False) -> Response:
         # The bridge's own rendering: host text in it can never be substituted by opencode (see opencode.render).
-        return Response(render((await lane.run(bridge.opencode_config, offline))[0]), media_type="application/json")
+        config = (await lane.run(bridge.opencode_config, offline))[0]
+        return StreamingResponse(render_pieces(config), media_type="application/json")  # 42 MB at 50k models
 
     return app
 

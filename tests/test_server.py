@@ -17,6 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+from boocoder_bridge.opencode import render
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body
 from tests.helpers import deepseek, down, llama_swap, registry_data
@@ -84,8 +85,11 @@ def test_catalog_and_favorites_round_trip(api) -> None:
         assert "sam/unsloth/Qwen3:Q4_K_M" not in deleted.json()["favorites"]
         route = client.get("/api/resolve", params={"model": "coder", "purpose": "compaction"}).json()
         assert (route["id"], route["context_window"], route["legacy"]) == ("sam/coder", 65536, True)
-        config = client.get("/api/opencode-config").json()
+        served = client.get("/api/opencode-config")
+        assert served.headers["content-type"] == "application/json"
+        config = served.json()
         assert "coder" in config["provider"]["sam"]["models"]
+        assert served.text == render(config)  # the bridge's own rendering, streamed in pieces
 
 
 def test_provider_rows_are_served(api) -> None:
