@@ -34,7 +34,6 @@ def bulk() -> Iterator[None]:
         gc.enable()
 
 
-
 class FieldsSetPool:
     """Lets frozen pydantic models that were given the same fields share one ``__pydantic_fields_set__``.
 
