@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -91,10 +92,42 @@ def test_bash_completion_completes_commands_and_cached_model_ids(fleet, tmp_path
     assert set(complete("boocoder-bridge resolve desk/")) == {"desk/tiny-alpha", "desk/tiny-beta"}
 
 
+# Run in the real shell, with the real program answering. fish completes a line non-interactively
+# (``complete -C``). zsh's completion system needs a terminal, so its two entry points that the script calls are
+# stand-ins: ``compdef`` (registering) does nothing, and ``_describe`` prints the candidates it is given.
+SHELL_COMPLETE = {
+    "fish": ["fish", "--no-config", "-c", 'source {script}; complete -C "{line}"'],
+    "zsh": ["zsh", "-f", "-c", 'compdef() {{ : }}; _describe() {{ print -rl -- "${{(@P)2}}" }}; source {script}; '
+                               'BUFFER="{line}"; CURSOR=${{#BUFFER}}; words=(${{=BUFFER}}); _python_argcomplete'],
+}
+
+
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
-def test_zsh_and_fish_scripts(shell) -> None:
+def test_zsh_and_fish_completion_in_the_real_shell(shell, fleet, tmp_path) -> None:
     result = run_process("completion", shell)
     assert result.code == 0 and "boocoder-bridge" in result.out and "_ARGCOMPLETE" in result.out
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed (.ci/run installs it)")
+    script = tmp_path / f"complete.{shell}"
+    script.write_text(result.out)
+    entry = tmp_path / "bin" / "boocoder-bridge"
+    entry.parent.mkdir()
+    entry.write_text(f"#!/bin/sh\nexec {sys.executable} -m boocoder_bridge \"$@\"\n")
+    entry.chmod(0o755)
+    env = {**os.environ, "PATH": f"{entry.parent}{os.pathsep}{os.environ['PATH']}", "BOOCODER_BRIDGE_REGISTRY":
+           str(fleet)}
+
+    def complete(line: str) -> list[str]:
+        argv = [part.format(script=script, line=line) for part in SHELL_COMPLETE[shell]]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        # fish: "candidate<TAB>description"; zsh: "candidate:description", with ":" in a candidate escaped
+        candidates = [re.split(r"\t|(?<!\\):", w, maxsplit=1)[0].replace("\\:", ":") for w in done.stdout.splitlines()]
+        return [c for c in candidates if c]
+
+    assert complete("boocoder-bridge fav") == ["favorites"]
+    assert complete("boocoder-bridge favorites add desk/tiny-a") == ["desk/tiny-alpha"]
+    assert set(complete("boocoder-bridge resolve desk/")) == {"desk/tiny-alpha", "desk/tiny-beta"}
 
 
 def test_serve_prints_its_url_and_stops_on_ctrl_c(fleet) -> None:
