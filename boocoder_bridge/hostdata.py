@@ -25,7 +25,7 @@ from .bulk import FieldsSetPool, bulk
 from .errors import HostError, ModelIdError
 from .ids import MAX_ID_LENGTH, check_id_text
 from .registry import Provider
-from .settings import MAX_HOST_MODELS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_TOKENS
+from .settings import MAX_HOST_MODELS, MAX_JSON_CONTAINERS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_TOKENS
 
 Status = Literal["online", "offline", "error", "disabled", "static"]
 AVAILABLE: frozenset[Status] = frozenset({"online", "static"})  # a host answer that can be used
@@ -100,6 +100,8 @@ def load_json(body: bytes | bytearray, path: str) -> Any:
     """A host's JSON body, or :class:`HostError`. An integer past Python's conversion limit (4300 digits) reads
     as null; nesting too deep for the parser is an error, not a crash. The collector is paused while parsing
     (the result holds no cycles), which keeps 16 MiB of tiny containers from costing seconds of GC."""
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_CONTAINERS:  # memory: 16 MiB of "[]," parses to 400 MiB
+        raise HostError("error", f"{path} answered JSON with more than {MAX_JSON_CONTAINERS:,} objects and lists")
     try:
         with bulk():
             try:

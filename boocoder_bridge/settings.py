@@ -38,6 +38,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # decoded bytes of one answer, counted chunk 
 MAX_CONTENT_ENCODINGS = 2  # layers of Content-Encoding decoded ("gzip, gzip"); more is an error
 MAX_REDIRECTS = 3  # same-origin redirects followed per request
 MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (the perf benchmark lists 50,000)
+MAX_JSON_CONTAINERS = 1_000_000  # objects and lists in one answer (50,000 real entries hold ~250,000)
 PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
 PROPS_CONCURRENCY = 4  # of those, at once per provider: at most the host's pool (discovery.CONNECTIONS_PER_HOST)
 MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and read as unknown

@@ -49,6 +49,8 @@ FAULTS = [
     # issue 11: each of these crashed every command for every provider
     ("nested-100000", {"fault": "raw", "fault_arg": b"[" * 100_000}, "error", "nested"),
     ("nested-objects", {"fault": "raw", "fault_arg": b'{"data": ' + b'{"a": ' * 100_000}, "error", "nested"),
+    ("million-containers", {"fault": "raw", "fault_arg": b"[" + b"[]," * 1_000_000 + b"[]]"}, "error",
+     "more than 1,000,000 objects and lists"),
     ("gzip-header-plain-body", {"fault": "encoded", "fault_arg": ("gzip", b'{"data": []}')}, "error",
      "not valid gzip"),
     ("deflate-header-junk-body", {"fault": "encoded", "fault_arg": ("deflate", b"junk")}, "error",
@@ -348,6 +350,28 @@ def test_the_server_json_escapes_host_text(hosts, write_registry, isolated) -> N
         assert bad not in answer.text
 
 
+def test_a_body_of_tiny_containers_is_refused_before_it_is_parsed() -> None:
+    """16 MiB of ``[],`` parsed to about 400 MiB of lists; counting brackets first refuses it, in milliseconds and
+    without memory. A body at the limit still parses."""
+    import tracemalloc
+
+    from boocoder_bridge.errors import HostError
+    from boocoder_bridge.hostdata import load_json
+    from boocoder_bridge.settings import MAX_BODY_BYTES, MAX_JSON_CONTAINERS
+
+    body = b"[" + b"[]," * (MAX_BODY_BYTES // 3 - 1) + b"[]]"
+    tracemalloc.start()
+    try:
+        with pytest.raises(HostError, match=f"more than {MAX_JSON_CONTAINERS:,} objects and lists"):
+            load_json(body, "/v1/models")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    at_limit = b"[" + b"[]," * (MAX_JSON_CONTAINERS - 2) + b"[]]"
+    assert len(load_json(at_limit, "/v1/models")) == MAX_JSON_CONTAINERS - 1
+
+
 def test_the_readme_states_the_limits_in_force() -> None:
     from pathlib import Path
 
@@ -359,7 +383,7 @@ def test_the_readme_states_the_limits_in_force() -> None:
         "MAX_BODY_BYTES": f"{settings.MAX_BODY_BYTES >> 20} MiB", "MAX_CONTENT_ENCODINGS": str(
             settings.MAX_CONTENT_ENCODINGS), "MAX_HOST_MODELS": f"{settings.MAX_HOST_MODELS:,}",
         "PROPS_LOOKUPS": str(settings.PROPS_LOOKUPS), "PROPS_CONCURRENCY": str(settings.PROPS_CONCURRENCY),
-        "MAX_REDIRECTS": str(settings.MAX_REDIRECTS),
+        "MAX_REDIRECTS": str(settings.MAX_REDIRECTS), "MAX_JSON_CONTAINERS": f"{settings.MAX_JSON_CONTAINERS:,}",
         "MAX_TOKENS": f"2^{settings.MAX_TOKENS.bit_length() - 1}",
     }
     for name, value in stated.items():
