@@ -300,7 +300,8 @@ class Bridge:
 
         binary = find_opencode(opencode, self.env) if locate_opencode else (
             opencode or self.env.get(OPENCODE_ENV) or "opencode")  # shown, not run: need not exist here
-        argv = [binary, "run", "-m", route.opencode_model, *prompt] if mode == "run" else [binary, "acp"]
+        # "--": the prompt is the message, never an option ("--attach=URL" would send the run to another server).
+        argv = [binary, "run", "-m", route.opencode_model, "--", *prompt] if mode == "run" else [binary, "acp"]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
         content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV), (route.provider, route.model),

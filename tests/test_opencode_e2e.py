@@ -90,6 +90,15 @@ def test_cli_run_and_arena_reach_the_right_hosts(opencode, hosts, write_registry
     assert all(r.path.startswith("/sidecar/v1/") for r in sam.chat_requests())  # the provider's sidecar
     assert emb.chat_requests() == []
 
+    # A prompt that looks like opencode's options is still the message: "--attach" once sent the run elsewhere.
+    before = len(sam.chat_requests())
+    flagged = run_process("--registry", str(registry), "run", "coder", "--", "--attach=http://127.0.0.1:9",
+                          "--help", env=env, timeout=180)
+    assert flagged.code == 0, flagged.err[-2000:]
+    assert "reply from sam model coder" in flagged.out
+    sent = json.dumps([r.body["messages"] for r in sam.chat_requests()[before:]])
+    assert "--attach=http://127.0.0.1:9 --help" in sent
+
     arena = run_process("--registry", str(registry), "arena", "sam-desktop/same-model", "embedding/same-model",
                         "--prompt", "say hi", "--json", env=env, timeout=300)
     assert arena.code == 0, arena.err[-2000:]

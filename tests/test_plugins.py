@@ -67,8 +67,8 @@ def test_every_call_site_agrees_for_the_same_id(fleet, fake_opencode) -> None:
         assert {(r.id, r.provider, r.model, r.base_url, r.upstream_model, r.context_window, r.max_output)
                 for r in routes} == {("sam/coder", "sam", "coder", sam.url + "/sc/v1", "coder", 65536, 8192)}
         assert bridge.context_window(model_id) == compaction.context_window == 65536
-        assert dispatch.argv == [fake_opencode, "run", "-m", "sam/coder", "hi"]
-        assert match.contestants[0].argv == [fake_opencode, "run", "-m", "sam/coder"]
+        assert dispatch.argv == [fake_opencode, "run", "-m", "sam/coder", "--", "hi"]
+        assert match.contestants[0].argv == [fake_opencode, "run", "-m", "sam/coder", "--"]
         assert set(dispatch.env) == {"OPENCODE_CONFIG", "OPENCODE_CONFIG_CONTENT"}
         assert dispatch.env["OPENCODE_CONFIG"] == str(dispatch.config_path) and match.config_path == \
             dispatch.config_path
