@@ -122,7 +122,7 @@ def provider_entry(provider: Provider, npm: str, models: Iterable[tuple[str, Mod
         "baseURL": provider.route_base,
         # Always set: opencode fills a missing apiKey from a stored login or a catalog env var.
         "apiKey": "{env:" + provider.api_key_env + "}" if provider.api_key_env else "",
-        "timeout": round(provider.request_timeout_s * 1000),
+        "timeout": max(1, round(provider.request_timeout_s * 1000)),  # opencode refuses 0: the whole config fails
     }
     entries = {key: model_entry(facts) for key, facts in sorted(models, key=lambda item: item[0])}
     return {"npm": npm, "name": provider.display_name, "env": [], "whitelist": list(entries), "options": options,

@@ -262,6 +262,17 @@ def test_disabled_provider_gets_no_entry(fleet, monkeypatch) -> None:
     assert "deepseek" not in bridge.opencode_config()[0]["provider"]
 
 
+def test_a_tiny_request_timeout_is_still_one_opencode_accepts(write_registry) -> None:
+    """``request_timeout_s: 0.0001`` passes the registry check but rounded to ``timeout: 0``, which made opencode
+    refuse the whole config (every provider's runs failed)."""
+    path = write_registry({"default_provider": "p", "providers": {"p": {
+        "kind": "openai-compatible", "base_url": "http://127.0.0.1:9", "discover": False, "request_timeout_s": 0.0001,
+        "models": {"m": {}}}}})
+    config, _ = Bridge.load(path).opencode_config()
+    assert config["provider"]["p"]["options"]["timeout"] == 1
+    assert opencode_schema_errors(config) == []
+
+
 def test_output_is_deterministic(fleet) -> None:
     bridge, _ = fleet
     first = render(bridge.opencode_config()[0])
