@@ -27,6 +27,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+BUSY_TIMEOUT_S = 10.0  # a write holds the lock for milliseconds; waiting longer only hangs the command
+BUSY = (f"the favorites database is busy: another process has held its lock for over {BUSY_TIMEOUT_S:g} s",
+        "try again; nothing was changed")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Locked by another connection, as opposed to unreadable: the advice differs (wait, not move the file away)."""
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class Favorites:
     """The stored favorites. ``canonical`` turns any accepted ID (legacy too) into its composite form."""
 
@@ -46,7 +56,7 @@ class Favorites:
             except OSError as exc:
                 raise self._fail(f"cannot create the state dir ({exc.strerror})", WRITABLE) from None
         try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._fail(f"cannot open the favorites database ({exc})", WRITABLE) from None
         try:
@@ -70,6 +80,8 @@ class Favorites:
             finally:
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            if _busy(exc):
+                raise self._fail(*BUSY) from None
             raise self._fail(f"not a readable favorites database ({exc})", keep) from None
         if not intact:
             raise self._fail("the favorites database is corrupt", keep)
@@ -99,8 +111,8 @@ class Favorites:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise self._fail(f"cannot set up the favorites database ({exc})", WRITABLE) \
-                from None
+            raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot set up the favorites database ({exc})",
+                                                                 WRITABLE) from None
 
     def list(self) -> list[str]:
         """Every stored favorite, visible or not, in the order added."""
@@ -111,7 +123,8 @@ class Favorites:
             try:
                 return [row[0] for row in db.execute("SELECT model_id FROM favorites ORDER BY position")]
             except sqlite3.Error as exc:
-                raise self._fail(f"cannot read favorites ({exc})", "check the file") from None
+                raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot read favorites ({exc})",
+                                                                     "check the file") from None
 
     def add(self, model_id: str) -> str:
         """Store ``model_id`` (composite form); adding twice is a no-op. Returns the stored form."""
@@ -140,4 +153,5 @@ class Favorites:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                raise self._fail(f"cannot write favorites ({exc})", WRITABLE) from None
+                raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot write favorites ({exc})",
+                                                                     WRITABLE) from None

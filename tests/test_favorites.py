@@ -101,6 +101,25 @@ def test_a_file_created_while_another_process_checks_it_is_not_foreign(registry,
     assert sorted(favorites.list()) == ["sam/first", "sam/second"]
 
 
+def test_a_database_locked_by_another_process_says_busy_not_unreadable(registry, isolated, monkeypatch) -> None:
+    """A lock held too long once read "not a readable favorites database ... move it away": following that
+    advice would have lost every favorite."""
+    favorites = Bridge.load(registry).favorites
+    favorites.add("sam/keep-me")
+    monkeypatch.setattr(favorites_module, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(isolated / FILE_NAME, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        for call in (favorites.list, lambda: favorites.add("sam/new"), lambda: favorites.remove("sam/keep-me")):
+            with pytest.raises(StateError) as caught:
+                call()
+            assert "busy" in str(caught.value) and "move it away" not in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert favorites.list() == ["sam/keep-me"]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "newer", "foreign", "no-table"])
 def test_unreadable_database_is_an_error_and_kept(registry, isolated, damage: str) -> None:
     favorites = Bridge.load(registry).favorites
