@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
 from .settings import OPENCODE_TUI_LOCK_FILE as LOCK_FILE
 
 MAX_MODEL_JSON_BYTES = 4 * 1024 * 1024
+LOCK_WAIT_S = 10.0  # a sync takes milliseconds; one held longer is stuck, and is not waited for
 _OFF = {"0", "off", "false", "no"}
 
 
@@ -99,6 +102,10 @@ class _Unreadable(Exception):
     pass
 
 
+class _NotLocked(Exception):
+    pass
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -119,6 +126,10 @@ def _read_model_json(path: Path) -> dict[str, Any] | None:
         raise _Unreadable(f"it is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(data, dict):
         raise _Unreadable("it is not a JSON object")
+    try:  # valid JSON can hold a lone surrogate ("\ud800"), which no UTF-8 file can hold when written back
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unreadable("it holds an unpaired surrogate escape, which cannot be written back as UTF-8") from None
     if not isinstance(data.get("favorite", []), list):
         raise _Unreadable("its 'favorite' is not a list")
     return data
@@ -157,19 +168,34 @@ def _write_base(path: Path, key: str, favorites: list[str]) -> None:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """One sync at a time per state dir (bridge processes only; the TUI takes no lock)."""
+    """One sync at a time per state dir (bridge processes only; the TUI takes no lock). Raises _NotLocked after
+    ``LOCK_WAIT_S``, or for a lock path that is no regular file: a sync is never worth hanging a command for."""
     try:
         import fcntl
     except ImportError:  # Windows: no advisory lock; the merge still loses nothing it can see
         yield
         return
     ensure_dir(path.parent)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:  # without blocking: opening a fifo to write would wait for a reader
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise _NotLocked(f"cannot open the lock file {path} ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotLocked(f"the lock file {path} is not a regular file")
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise _NotLocked(f"another boocoder-bridge process has held {path} for over "
+                                     f"{LOCK_WAIT_S:g} s") from None
+                time.sleep(0.05)
+        yield  # closing the descriptor below releases the lock
+    finally:
+        os.close(fd)
 
 
 def _write_model_json(path: Path, data: dict[str, Any]) -> None:
@@ -186,33 +212,44 @@ def _write_model_json(path: Path, data: dict[str, Any]) -> None:
 
 def sync(favorites: FavoriteStore, fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> SyncResult:
     """Merge the bridge's fleet favorites with the TUI's, then store the result on both sides."""
-    path = model_json_path(env)
-    with _locked(state_dir / LOCK_FILE):
-        try:
-            data = _read_model_json(path)
-        except _Unreadable as exc:
-            return SyncResult(warning=f"{path}: {exc}; left it as it is (opencode's TUI favorites not synced)")
-        listed: list[Any] = list(data.get("favorite", [])) if data is not None else []
-        theirs = list(dict.fromkeys(i for e in listed if (i := _fleet_id(e, fleet)) is not None))
-        ours = [i for i in favorites.list() if i.partition("/")[0] in fleet]
-        base_path, key = state_dir / BASE_FILE, str(path.absolute())
-        merged = merge(_read_base(base_path, key), ours, theirs)
-        result = SyncResult(favorites=merged)
-        for model_id in merged:
-            if model_id not in ours:
-                favorites.add(model_id)
-                result.added_to_bridge.append(model_id)
-        for model_id in ours:
-            if model_id not in merged:
-                favorites.remove(model_id)
-                result.removed_from_bridge.append(model_id)
-        keep = set(merged)
-        new = [_entry(i) for i in merged if i not in theirs]  # new stars go first, as a TUI toggle puts them
-        new += [e for e in listed if (i := _fleet_id(e, fleet)) is None or i in keep]
-        if new != listed and (data is not None or new):
-            out = dict(data) if data is not None else {"recent": [], "favorite": [], "variant": {}}
-            out["favorite"] = new
-            _write_model_json(path, out)
-            result.wrote = True
-        _write_base(base_path, key, merged)
-        return result
+    try:
+        with _locked(state_dir / LOCK_FILE):
+            return _sync_locked(favorites, fleet, state_dir, model_json_path(env))
+    except _NotLocked as exc:
+        return SyncResult(warning=f"opencode's TUI favorites not synced: {exc}")
+
+
+def _sync_locked(favorites: FavoriteStore, fleet: Collection[str], state_dir: Path, path: Path) -> SyncResult:
+    """The body of :func:`sync`, run while the lock is held."""
+    try:
+        data = _read_model_json(path)
+    except _Unreadable as exc:
+        return SyncResult(warning=f"{path}: {exc}; left it as it is (opencode's TUI favorites not synced)")
+    listed: list[Any] = list(data.get("favorite", [])) if data is not None else []
+    theirs = list(dict.fromkeys(i for e in listed if (i := _fleet_id(e, fleet)) is not None))
+    ours = [i for i in favorites.list() if i.partition("/")[0] in fleet]
+    base_path, key = state_dir / BASE_FILE, str(path.absolute())
+    # The mirror holds every registry's fleet used with this state dir; a sync reads and replaces only the
+    # part of this fleet (another registry's sync once emptied it, and a TUI unstar then came back).
+    kept = _read_base(base_path, key)
+    others = [i for i in kept or () if i.partition("/")[0] not in fleet]
+    merged = merge(None if kept is None else [i for i in kept if i.partition("/")[0] in fleet], ours, theirs)
+    result = SyncResult(favorites=merged)
+    for model_id in merged:
+        if model_id not in ours:
+            favorites.add(model_id)
+            result.added_to_bridge.append(model_id)
+    for model_id in ours:
+        if model_id not in merged:
+            favorites.remove(model_id)
+            result.removed_from_bridge.append(model_id)
+    keep = set(merged)
+    new = [_entry(i) for i in merged if i not in theirs]  # new stars go first, as a TUI toggle puts them
+    new += [e for e in listed if (i := _fleet_id(e, fleet)) is None or i in keep]
+    if new != listed and (data is not None or new):
+        out = dict(data) if data is not None else {"recent": [], "favorite": [], "variant": {}}
+        out["favorite"] = new
+        _write_model_json(path, out)
+        result.wrote = True
+    _write_base(base_path, key, [*others, *merged])
+    return result

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from boocoder_bridge import Bridge
-from boocoder_bridge.opencode_tui import BASE_FILE, OPT_OUT_ENV, merge, model_json_path
+from boocoder_bridge.opencode_tui import BASE_FILE, LOCK_FILE, OPT_OUT_ENV, merge, model_json_path
 
 
 @pytest.fixture
@@ -109,6 +109,54 @@ def test_changes_on_both_sides_are_all_kept(registry, model_json) -> None:
     assert tui_favorites(model_json) == [fav("box", "a"), fav("desk", "c")]
 
 
+def test_another_registry_on_the_same_state_dir_does_not_undo_a_tui_unstar(registry, write_registry,
+                                                                          model_json) -> None:
+    """The mirror of last synced stars was kept per model.json only: a sync with another registry emptied it,
+    and an unstar made in the TUI afterwards came back at the next sync with the first registry."""
+    other = write_registry({"default_provider": "far", "providers": {"far": {
+        "kind": "llama-swap", "base_url": "http://127.0.0.1:9", "discover": False, "models": {"z": {}}}}},
+        "other.json")
+    Bridge.load(registry).add_favorite("desk/a")
+    assert Bridge.load(other).add_favorite("far/z") == ("far/z", True)  # a sync with the other fleet
+    assert tui_favorites(model_json) == [fav("far", "z"), fav("desk", "a")]
+    tui = json.loads(model_json.read_text())
+    tui["favorite"] = [fav("far", "z")]  # unstarred in the TUI
+    tui_write(model_json, tui)
+    assert "desk/a" not in Bridge.load(registry).list_favorites()  # the unstar came through, and stays
+    assert tui_favorites(model_json) == [fav("far", "z")]
+    assert "far/z" in Bridge.load(other).list_favorites()
+    assert tui_favorites(model_json) == [fav("far", "z")]
+
+
+@pytest.mark.parametrize("kind", ["held", "fifo"])
+def test_a_stuck_or_odd_lock_skips_the_sync_with_a_warning(registry, model_json, isolated, monkeypatch,
+                                                           kind) -> None:
+    """The sync lock was waited on forever (and a fifo in its place hung every favorites command)."""
+    import fcntl
+
+    from boocoder_bridge import opencode_tui
+
+    monkeypatch.setattr(opencode_tui, "LOCK_WAIT_S", 0.2)
+    lock = isolated / LOCK_FILE
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "held":  # another process in the middle of a sync that never ends
+        holder = os.open(lock, os.O_WRONLY | os.O_CREAT)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+    else:
+        os.mkfifo(lock)
+    try:
+        bridge = Bridge.load(registry)
+        assert bridge.add_favorite("desk/a") == ("desk/a", True)
+        assert any("TUI favorites not synced" in w and str(lock) in w for w in bridge.warnings), bridge.warnings
+        assert bridge.favorites.list() == ["desk/a"] and not model_json.exists()
+    finally:
+        if kind == "held":
+            os.close(holder)
+    if kind == "held":  # once the lock is free, the next sync mirrors it
+        assert Bridge.load(registry).list_favorites() == ["desk/a"]
+        assert tui_favorites(model_json) == [fav("desk", "a")]
+
+
 def test_first_sync_loses_nothing(registry, model_json) -> None:
     tui_write(model_json, {"favorite": [fav("desk", "c"), fav("opencode", "x")]})
     bridge = Bridge.load(registry)
@@ -128,7 +176,8 @@ def test_generate_and_dispatch_mirror(registry, model_json, tmp_path, run_cli) -
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"favorite": {"a": 1}}', b"\xff\xfe",
-                                     b'{"favorite": [], "n": NaN}'])
+                                     b'{"favorite": [], "n": NaN}',
+                                     b'{"recent": [{"providerID": "x", "modelID": "\\ud800"}], "favorite": []}'])
 def test_unreadable_model_json_is_left_alone_with_a_warning(registry, model_json, run_cli, content) -> None:
     model_json.parent.mkdir(parents=True)
     model_json.write_bytes(content)
