@@ -7,6 +7,7 @@ Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabl
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import re
@@ -307,6 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 SHELLS = ("bash", "zsh", "fish")
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT}  # writing stdout: a full disk, a dead terminal
 JSON_HELP = "print JSON instead of text"
 REFRESH_HELP = "ask the hosts now, even if the cache is fresh"
 OPENCODE_HELP = "the opencode binary (default: $BOOCODER_BRIDGE_OPENCODE, else opencode on PATH)"
@@ -425,6 +427,10 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdout is None:  # started with standard output closed (`>&-`): every answer would be lost
+        if sys.stderr is not None:
+            print(f"{PROG}: error: standard output is closed; redirect it (to /dev/null to drop it)", file=sys.stderr)
+        return 1
     parser = build_parser()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete is imported only then)
         import argcomplete
@@ -432,7 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, so that a full disk is this one-line error, not a message at exit
+        return code
     except BridgeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -441,6 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader stopped early (`generate | head`): what it read was whole, so no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, when stdout is flushed
         return 0
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        print(f"{PROG}: error: cannot write the output ({exc.strerror})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -401,3 +401,18 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path) -> None:
                           shell=True, capture_output=True, text=True, timeout=120, env=env)
     assert head.stdout.startswith("{") and len(head.stdout) == 100
     assert "Traceback" not in head.stderr and "BrokenPipe" not in head.stderr, head.stderr[-500:]
+
+
+@pytest.mark.parametrize("argv", [["validate"], ["models", "--json"], ["models"], ["generate"]])
+@pytest.mark.parametrize(("redirect", "expected"), [(">/dev/full", "cannot write the output (No space left on device)"),
+                                                    (">&-", "standard output is closed")])
+def test_output_that_cannot_be_written_is_one_line_exit_1(fleet, tmp_path, argv, redirect, expected) -> None:
+    """A full disk behind stdout, or stdout closed, once gave a traceback (or lost the output with exit 0)."""
+    if redirect == ">/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "boocoder_bridge", "--registry", str(fleet),
+                                                 *argv])
+    done = subprocess.run(f"{command} {redirect}", shell=True, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "BOOCODER_BRIDGE_STATE_DIR": str(tmp_path / "state")})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"boocoder-bridge: error: {expected}") and done.stderr.count("\n") == 1, done.stderr
