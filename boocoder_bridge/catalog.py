@@ -68,9 +68,14 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _tokens(count: int) -> str:
+    """64k for 65536; a count that is no whole number of K as it is (1000 once showed as "0k")."""
+    return f"{count // 1024}k" if count % 1024 == 0 else f"{count:,}"
+
+
 def _line(model: CatalogModel, width: int, with_provider: bool = False) -> str:
     star = "*" if model.favorite else " "
-    context = f"{model.context_window // 1024}k ctx" if model.context_window else "ctx ?"
+    context = f"{_tokens(model.context_window)} ctx" if model.context_window else "ctx ?"
     label = model.id if with_provider else model.model
     if model.name not in (model.model, model.id):
         label += f" ({model.name})"

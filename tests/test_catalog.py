@@ -132,6 +132,15 @@ def test_text_view_reads_like_a_picker(fleet, run_cli) -> None:
     assert max(map(len, lines)) <= 80
 
 
+@pytest.mark.parametrize(("window", "shown"), [(65536, "64k ctx"), (1024, "1k ctx"), (1000, "1,000 ctx"),
+                                               (131000, "131,000 ctx"), (None, "ctx ?")])
+def test_text_view_shows_a_window_as_it_is(window, shown) -> None:
+    from boocoder_bridge.catalog import CatalogModel, _line
+
+    model = CatalogModel(id="p/m", provider="p", model="m", name="m", context_window=window, favorite=False)
+    assert _line(model, 80).endswith(" " + shown)
+
+
 def test_warm_cache_commands_never_load_the_network_stack(fleet) -> None:
     import subprocess
     import sys
