@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -461,9 +462,18 @@ def _semantic_problems(data: Any, source: str, known_kinds: Iterable[str] | None
                                           (f"did you mean {guess[0]!r}? " if guess else "") + "use one of: " +
                                           ", ".join(kinds) + " (or install the plugin that adds it)"))
         for key in ("base_url", "sidecar_url"):
-            if isinstance(body.get(key), str) and body[key].rstrip("/").endswith("/v1"):
+            if not isinstance(body.get(key), str):
+                continue
+            if body[key].rstrip("/").endswith("/v1"):
                 problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
                                               "ends in /v1", "drop the /v1: the bridge adds it"))
+            try:
+                port = urlsplit(body[key]).port
+            except ValueError:  # "http://h:abc" or a port past 65535: every request would fail
+                port = 0
+            if port == 0:
+                problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
+                                              "has a port that is not a number from 1 to 65535", "fix the port"))
         bare_ids = body.get("bare_ids")
         for i, bare in enumerate(bare_ids if isinstance(bare_ids, list) else []):
             where = jsonschemas.json_path(["providers", pid, "bare_ids", i])
