@@ -54,6 +54,8 @@ WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff
 FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
 FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
 PUSH_REBUILD_S = 0.1  # push messages rebuild the catalog at most this often: a chatty host cannot hog the loop
+PUSH_MESSAGES_PER_S = 20  # a push channel is read at most this fast; a flood waits in the host's socket
+ROUND_MIN_S = 1.0  # a provider is discovered (and its answer written to the cache) at most once per this long
 KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
 CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
 EVENT = "catalog"
@@ -211,6 +213,7 @@ class LiveCatalog:
         while not self._closing.is_set():
             poke.clear()
             round_ = self._round(provider.id)
+            started = time.monotonic()
             try:
                 found = await discover_async(bridge.registry, lambda _p: lister, only=[provider.id], env=bridge.env)
                 report = found[provider.id]
@@ -227,6 +230,8 @@ class LiveCatalog:
                 RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S, provider.refresh_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poke.wait(), jittered(delay))
+            # Poked at once again (a host flapping its models): still one round, and one cache write, per second.
+            await asyncio.sleep(max(0.0, started + ROUND_MIN_S - time.monotonic()))
 
     async def _store(self, provider: Provider, report: ProviderReport) -> None:
         """Share the answer with other processes (the CLI, ``generate --offline``) through the cache file."""
@@ -283,9 +288,16 @@ class LiveCatalog:
                 await asyncio.wait_for(reconnect.wait(), jittered(delay))
 
     async def _follow(self, provider: Provider, received: list[int]) -> None:
+        second, count = time.monotonic(), 0
         async for states in self.bridge.kinds[provider.kind].watch(provider, self.bridge.env):
             received[0] += 1
             self._apply_pushed(provider.id, states)
+            count += 1
+            if count >= PUSH_MESSAGES_PER_S:  # a flood: wait out this second; the host's sends then wait too
+                await asyncio.sleep(max(0.0, second + 1.0 - time.monotonic()))
+                second, count = time.monotonic(), 0
+            elif time.monotonic() - second >= 1.0:
+                second, count = time.monotonic(), 0
 
     async def _wait_for_change(self, pid: str) -> None:
         """Wait until the provider went down and came back (it may have been upgraded meanwhile)."""

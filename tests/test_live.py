@@ -203,6 +203,58 @@ class EndlessEvents(BaseHTTPRequestHandler):
         self.written.append(sent)
 
 
+class FlappingEvents(BaseHTTPRequestHandler):
+    """A hostile llama-swap: its ``/api/events`` flips its model between starting and ready as fast as it can."""
+
+    protocol_version = "HTTP/1.1"
+    model_lists: ClassVar[list[float]] = []  # when each GET /v1/models came
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        from boocoder_bridge.demo.events import api_model, frame
+
+        if self.path != "/api/events":
+            self.model_lists.append(time.monotonic())
+            body = json.dumps(llama_swap_body("coder")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        flips = [frame("modelStatus", [api_model("coder", state=state)]) for state in ("starting", "ready")]
+        try:
+            for n in range(2_000_000):
+                self.wfile.write(flips[n % 2])
+        except OSError:
+            pass  # the bridge hung up
+
+
+def test_a_flapping_host_is_discovered_at_most_once_a_second(tmp_path: Path) -> None:
+    """Every changed push message asked for a rediscovery: a host flipping its states as fast as it can got about
+    9 GET /v1/models a second, each answer an fsync'd cache write, and kept serve's CPU busy reading."""
+    from boocoder_bridge.live import ROUND_MIN_S
+
+    FlappingEvents.model_lists.clear()
+    with LoopbackServer(FlappingEvents) as host:
+        providers = {"flappy": {"kind": "llama-swap", "base_url": host.url}}
+        with serve_fleet(tmp_path, providers, {}) as fleet:
+            events = EventReader(fleet.url)
+            assert group(events.next()["catalog"], "flappy")["status"] == "online"
+            time.sleep(4)
+            window = [t for t in FlappingEvents.model_lists if t > time.monotonic() - 3]
+            assert 1 <= len(window) <= 3 / ROUND_MIN_S + 1, len(window)  # still rediscovered, but paced
+            assert httpx.get(fleet.url + "/healthz", timeout=5).status_code == 200
+            events.close()
+
+
 def test_a_host_event_stream_that_never_ends_a_line_is_cut_off(tmp_path: Path) -> None:
     with LoopbackServer(EndlessEvents) as host:
         providers = {"evil": {"kind": "llama-swap", "base_url": host.url}}
