@@ -177,7 +177,7 @@ def _locked(path: Path) -> Iterator[None]:
         return
     ensure_dir(path.parent)
     try:  # without blocking: opening a fifo to write would wait for a reader
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise _NotLocked(f"cannot open the lock file {path} ({exc.strerror or exc})") from None
     try:
