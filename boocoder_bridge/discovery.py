@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import ssl
 import time
@@ -244,10 +245,25 @@ def _online(provider: Provider, models: list[HostModel], skipped: int, notes: li
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
     if isinstance(exc, httpx.ConnectError):
+        if _errno(exc) in (errno.EMFILE, errno.ENFILE):  # ours, not the host's: 1,100 providers at 1,024 files
+            return (f"cannot connect to {provider.base_url}: this process ran out of file descriptors "
+                    "(raise the limit: ulimit -n)")
         return f"cannot connect to {provider.base_url} (refused or unreachable)"
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer from {provider.base_url} within {provider.timeout_s:g} s"
     return f"{exc.__class__.__name__} talking to {provider.base_url}"
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The errno of the OSError under a transport error (httpx and httpcore wrap it), if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return cause.errno
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 async def discover_async(registry: Registry, list_models_for: Callable[[Provider], ListModels],

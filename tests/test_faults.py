@@ -422,3 +422,26 @@ def test_a_push_stream_is_inflated_in_bounded_pieces_too(hosts) -> None:
         tracemalloc.stop()
     assert status == 200 and pieces > 1 and biggest <= 64 * 1024
     assert peak < 32 << 20, f"peak {peak >> 20} MiB"  # 128 MiB in one piece before the fix
+
+
+def test_running_out_of_file_descriptors_is_named_as_ours_not_the_hosts(hosts, write_registry) -> None:
+    """With more providers than open files allowed, the ones that could not open a socket read "refused or
+    unreachable", blaming hosts that were up. They now name the cause and the fix."""
+    import subprocess
+    import sys
+
+    host = hosts(models_body=llama_swap_body("m"))
+    registry = write_registry({"default_provider": "p000", "providers": {
+        f"p{i:03d}": {"kind": "llama-swap", "base_url": host.url, "timeout_s": 10} for i in range(120)}})
+    script = (
+        "import json, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "from boocoder_bridge import Bridge\n"
+        "reports = Bridge.load(sys.argv[1]).reports(refresh=True)\n"
+        "print(json.dumps([[r.status, r.error] for r in reports.values()]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(registry)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = json.loads(done.stdout)
+    failed = [error for status, error in reports if status != "online"]
+    assert failed and len(failed) < len(reports)  # some made it: the host is up
+    assert all("ran out of file descriptors" in error and "ulimit -n" in error for error in failed), failed[:3]
