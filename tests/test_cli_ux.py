@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,16 +69,21 @@ def test_add_twice_says_so(run_cli, fleet) -> None:
     assert again.code == 0 and again.out == "desk/tiny-beta was already a favorite\n"
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-def test_bash_completion_completes_commands_and_cached_model_ids(fleet, tmp_path) -> None:
-    script = run_process("completion", "bash").out
-    (tmp_path / "complete.bash").write_text(script)
+def completion_env(tmp_path: Path, registry: Path) -> dict[str, str]:
+    """A ``boocoder-bridge`` command on PATH (as the installed entry point would be) for a shell to complete."""
     entry = tmp_path / "bin" / "boocoder-bridge"
     entry.parent.mkdir()
     entry.write_text(f"#!/bin/sh\nexec {sys.executable} -m boocoder_bridge \"$@\"\n")
     entry.chmod(0o755)
-    env = {**os.environ, "PATH": f"{entry.parent}{os.pathsep}{os.environ['PATH']}", "BOOCODER_BRIDGE_REGISTRY":
-           str(fleet)}
+    return {**os.environ, "PATH": f"{entry.parent}{os.pathsep}{os.environ['PATH']}",
+            "BOOCODER_BRIDGE_REGISTRY": str(registry)}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_completes_commands_and_cached_model_ids(fleet, tmp_path) -> None:
+    script = run_process("completion", "bash").out
+    (tmp_path / "complete.bash").write_text(script)
+    env = completion_env(tmp_path, fleet)
 
     def complete(line: str) -> list[str]:
         words = line.split(" ")
@@ -110,12 +116,7 @@ def test_zsh_and_fish_completion_in_the_real_shell(shell, fleet, tmp_path) -> No
         pytest.skip(f"{shell} is not installed (.ci/run installs it)")
     script = tmp_path / f"complete.{shell}"
     script.write_text(result.out)
-    entry = tmp_path / "bin" / "boocoder-bridge"
-    entry.parent.mkdir()
-    entry.write_text(f"#!/bin/sh\nexec {sys.executable} -m boocoder_bridge \"$@\"\n")
-    entry.chmod(0o755)
-    env = {**os.environ, "PATH": f"{entry.parent}{os.pathsep}{os.environ['PATH']}", "BOOCODER_BRIDGE_REGISTRY":
-           str(fleet)}
+    env = completion_env(tmp_path, fleet)
 
     def complete(line: str) -> list[str]:
         argv = [part.format(script=script, line=line) for part in SHELL_COMPLETE[shell]]

@@ -3,6 +3,7 @@ shutdown. Real ``serve`` processes and hosts on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -169,17 +170,17 @@ def test_llama_swap_events_make_a_loaded_models_context_known(tmp_path: Path, sw
         events.close()
 
 
-class EndlessEvents(BaseHTTPRequestHandler):
-    """A hostile llama-swap: a normal model list, and an ``/api/events`` that sends one line that never ends."""
+class HostileEvents(BaseHTTPRequestHandler):
+    """A llama-swap with a plain one-model list; each subclass writes its own ``/api/events`` stream."""
 
     protocol_version = "HTTP/1.1"
-    written: ClassVar[list[int]] = []  # bytes sent on each /api/events connection
 
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
         if self.path != "/api/events":
+            self.listed()
             body = json.dumps(llama_swap_body("coder")).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -192,49 +193,46 @@ class EndlessEvents(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+        with contextlib.suppress(OSError):  # the bridge hung up
+            self.stream()
+
+    def listed(self) -> None:
+        """Called on each GET /v1/models."""
+
+    def stream(self) -> None:
+        raise NotImplementedError
+
+
+class EndlessEvents(HostileEvents):
+    """Its ``/api/events`` sends one line that never ends."""
+
+    written: ClassVar[list[int]] = []  # bytes sent on each /api/events connection
+
+    def stream(self) -> None:
         sent, chunk = 0, b"x" * 65536
         try:
             self.wfile.write(b"event: message\ndata: ")
             while sent < 256 * 1024 * 1024:
                 self.wfile.write(chunk)
                 sent += len(chunk)
-        except OSError:
-            pass  # the bridge hung up
-        self.written.append(sent)
+        finally:
+            self.written.append(sent)
 
 
-class FlappingEvents(BaseHTTPRequestHandler):
-    """A hostile llama-swap: its ``/api/events`` flips its model between starting and ready as fast as it can."""
+class FlappingEvents(HostileEvents):
+    """Its ``/api/events`` flips its model between starting and ready as fast as it can."""
 
-    protocol_version = "HTTP/1.1"
     model_lists: ClassVar[list[float]] = []  # when each GET /v1/models came
 
-    def log_message(self, *args: object) -> None:
-        pass
+    def listed(self) -> None:
+        self.model_lists.append(time.monotonic())
 
-    def do_GET(self) -> None:
+    def stream(self) -> None:
         from boocoder_bridge.demo.events import api_model, frame
 
-        if self.path != "/api/events":
-            self.model_lists.append(time.monotonic())
-            body = json.dumps(llama_swap_body("coder")).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
         flips = [frame("modelStatus", [api_model("coder", state=state)]) for state in ("starting", "ready")]
-        try:
-            for n in range(2_000_000):
-                self.wfile.write(flips[n % 2])
-        except OSError:
-            pass  # the bridge hung up
+        for n in range(2_000_000):
+            self.wfile.write(flips[n % 2])
 
 
 def test_a_flapping_host_is_discovered_at_most_once_a_second(tmp_path: Path) -> None:
