@@ -447,14 +447,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader stopped early (`generate | head`): what it read was whole, so no error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, when stdout is flushed
+        _drop_stdout()
         return 0
     except OSError as exc:
         if exc.errno not in OUTPUT_ERRNOS:
             raise
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        _drop_stdout()
         print(f"{PROG}: error: cannot write the output ({exc.strerror})", file=sys.stderr)
         return 1
+
+
+def _drop_stdout() -> None:
+    """What is still buffered goes nowhere: no second error when Python flushes stdout at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -28,13 +28,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 
 BUSY_TIMEOUT_S = 10.0  # a write holds the lock for milliseconds; waiting longer only hangs the command
-BUSY = (f"the favorites database is busy: another process has held its lock for over {BUSY_TIMEOUT_S:g} s",
-        "try again; nothing was changed")
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    """Locked by another connection, as opposed to unreadable: the advice differs (wait, not move the file away)."""
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class Favorites:
@@ -46,6 +39,14 @@ class Favorites:
 
     def _fail(self, problem: str, fix: str) -> StateError:
         return StateError(f"{self.path}: {problem}; {fix}")
+
+    def _sql_fail(self, exc: sqlite3.Error, problem: str, fix: str) -> StateError:
+        """``problem``, unless the database was only locked by another connection: then "busy, try again"
+        (the advice differs: wait, rather than move the file away)."""
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return self._fail(f"the database is busy: another process has held its lock for over "
+                              f"{BUSY_TIMEOUT_S:g} s", "try again; nothing was changed")
+        return self._fail(problem, fix)
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if not self.path.exists():
@@ -80,9 +81,7 @@ class Favorites:
             finally:
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            if _busy(exc):
-                raise self._fail(*BUSY) from None
-            raise self._fail(f"not a readable favorites database ({exc})", keep) from None
+            raise self._sql_fail(exc, f"not a readable favorites database ({exc})", keep) from None
         if not intact:
             raise self._fail("the favorites database is corrupt", keep)
         if app_id == 0 and version == 0 and not tables - {"sqlite_sequence"}:
@@ -111,8 +110,7 @@ class Favorites:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot set up the favorites database ({exc})",
-                                                                 WRITABLE) from None
+            raise self._sql_fail(exc, f"cannot set up the favorites database ({exc})", WRITABLE) from None
 
     def list(self) -> list[str]:
         """Every stored favorite, visible or not, in the order added."""
@@ -123,8 +121,7 @@ class Favorites:
             try:
                 return [row[0] for row in db.execute("SELECT model_id FROM favorites ORDER BY position")]
             except sqlite3.Error as exc:
-                raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot read favorites ({exc})",
-                                                                     "check the file") from None
+                raise self._sql_fail(exc, f"cannot read favorites ({exc})", "check the file") from None
 
     def add(self, model_id: str) -> str:
         """Store ``model_id`` (composite form); adding twice is a no-op. Returns the stored form."""
@@ -153,5 +150,4 @@ class Favorites:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                raise self._fail(*BUSY) if _busy(exc) else self._fail(f"cannot write favorites ({exc})",
-                                                                     WRITABLE) from None
+                raise self._sql_fail(exc, f"cannot write favorites ({exc})", WRITABLE) from None

@@ -67,14 +67,11 @@ def atomic_write(path: str | os.PathLike[str], content: str | bytes | Iterable[b
 def holds(path: str | os.PathLike[str], pieces: Iterable[bytes]) -> bool:
     """Whether the regular file at ``path`` holds exactly ``pieces``, joined: read alongside, stopping at the
     first difference. A writer that leaves an unchanged file alone (its mtime too) asks this first."""
-    try:  # opened without blocking and checked before a byte is read: a fifo would wait for a writer
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    try:
+        fd, _ = _open_regular(path)
+    except (OSError, ReadRefused):
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        os.set_blocking(fd, True)
         return all(_read_exactly(fd, len(piece)) == piece for piece in pieces) and os.read(fd, 1) == b""
     except OSError:
         return False
@@ -144,13 +141,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes.
-
-    Why not ``read_text``: a fifo would block forever and ``/dev/zero`` never ends. The file is opened without
-    blocking and checked with ``fstat`` before one byte is read; at most ``limit + 1`` bytes are ever read.
-    Raises :class:`ReadRefused`, or ``OSError`` when the file cannot be opened.
-    """
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A descriptor open for reading, and its ``fstat``, only for a regular file. Opened without blocking and
+    checked before one byte is read (a fifo would wait for a writer); blocking again once it is known to be a
+    file. Raises :class:`ReadRefused`, or ``OSError`` when it cannot be opened."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)
@@ -158,9 +152,24 @@ def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
             kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a fifo" if stat.S_ISFIFO(info.st_mode)
                     else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "special")
             raise ReadRefused(f"not a regular file ({kind})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Why not ``read_text``: a fifo would block forever and ``/dev/zero`` never ends. The file is opened without
+    blocking and checked with ``fstat`` before one byte is read; at most ``limit + 1`` bytes are ever read.
+    Raises :class:`ReadRefused`, or ``OSError`` when the file cannot be opened.
+    """
+    fd, info = _open_regular(path)
+    try:
         if info.st_size > limit:
             raise ReadRefused(f"the file is {info.st_size} bytes; the limit is {limit}")
-        os.set_blocking(fd, True)
         chunks, size = [], 0
         # The size fstat gave, plus one byte to see the end, in one read (the cache is read per command); a file
         # still growing is read on in pieces, never past limit + 1.
