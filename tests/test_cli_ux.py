@@ -182,36 +182,6 @@ def test_a_timeout_that_is_no_positive_number_is_a_usage_error(fleet, run_cli, c
     assert "argument --timeout: " in result.err and "not a positive number of seconds" in result.err
 
 
-def documented_commands() -> dict[str, set[str]]:
-    """The README's CLI reference block: command -> the options it shows ('' for the global line)."""
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    block = text.split("## CLI reference\n\n```\n", 1)[1].split("```", 1)[0]
-    lines = block.splitlines()
-    commands = {"": set(re.findall(r"--[a-z][a-z-]*", lines[0]))}
-    for line in lines[1:]:
-        usage = re.split(r"\s{3,}", line.strip())[0]  # the description follows after a wide gap
-        name = usage.split()[0]
-        commands[name] = set(re.findall(r"--[a-z][a-z-]*", usage))
-    return commands
-
-
-def parser_commands() -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for name, parser in all_parsers(build_parser()):
-        words = name.split()
-        key = "" if len(words) == 1 else words[1]  # nested actions (favorites list) count for their command
-        options = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
-        out.setdefault(key, set()).update(options)
-    return out
-
-
-def test_readme_cli_reference_matches_the_parser() -> None:
-    assert documented_commands() == parser_commands()
-
-
 def test_generate_out_says_unchanged_when_it_is(run_cli, fleet, tmp_path) -> None:
     out = tmp_path / "oc.json"
     assert run_cli("--registry", str(fleet), "generate", "--out", str(out)).err.splitlines()[0] == f"wrote {out}"

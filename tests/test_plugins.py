@@ -331,16 +331,3 @@ def test_failing_third_party_plugin_is_reported_by_name(plugin_venv, write_regis
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "sam/coder"
     assert "plugin broken failed in choose_task_model: RuntimeError: boom from the broken plugin" in done.stdout
-
-
-def test_every_hook_is_documented_in_the_readme() -> None:
-    import inspect
-
-    from boocoder_bridge import hookspecs
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    specs = [(name, fn) for name, fn in vars(hookspecs).items() if hasattr(fn, "boocoder_bridge_spec")]
-    assert len(specs) == 7
-    for name, fn in specs:
-        call = f"`{name}({', '.join(inspect.signature(fn).parameters)})`"
-        assert call in readme, f"{call} is missing from the README's hook table"
