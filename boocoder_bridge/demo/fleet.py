@@ -2,19 +2,31 @@
 
 Two real llama.cpp servers (xllamacpp) serve one tiny model generated on the spot, under the same model name:
 one behind the llama-swap-shaped proxy (provider ``swap-box``, kind ``llama-swap``), one plain llama-server
-(provider ``plain-box``, kind ``llama-cpp``). A registry for them is written in a temp dir with the state dir
-beside it, and ``serve`` runs on top. Everything is on 127.0.0.1, on ports the OS picks; Ctrl-C stops the
-servers and removes the temp dir. The demo never touches the user's own state or opencode's TUI favorites.
+(provider ``plain-box``, kind ``llama-cpp``). The hosts are rows of :data:`HOSTS`: a new kind of host is one
+more row (and, if it needs one, a front in :func:`_front`).
+
+Everything lives in one temp dir: the model, the registry, the bridge's state dir, and the ``XDG_*`` dirs the
+printed commands give opencode. So ``run``, ``arena`` and ``favorites add`` in another terminal write nothing
+of the user's: not their state dir, not opencode's config, data, cache or TUI favorites. Everything is on
+127.0.0.1, on ports the OS picks; Ctrl-C stops the servers and removes the temp dir.
+
+Why opencode answers fast on a tiny CPU model: opencode's system prompt and tools are about 40 KB of text. The
+demo model's ``words`` vocabulary packs it into about 4,000 tokens (12,500 with a byte vocabulary), and the
+registry caps each answer at :data:`MAX_OUTPUT` tokens (a random model never stops on its own). While a server
+reads a prompt, :class:`Progress` prints how far it got, from llama.cpp's ``GET /slots``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,8 +35,27 @@ from typing import Any
 
 MODEL = "tiny-llama"  # the shared model name: one on each host
 SWAP, PLAIN = "swap-box", "plain-box"
-CONTEXTS = {SWAP: 2048, PLAIN: 1024}  # different, so `resolve` shows each host's own live context window
+MAX_OUTPUT = 48  # tokens per answer (the registry's max_output): noise either way, and each costs time
+THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))  # two servers share the machine; one works at a time
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One demo host: its provider ID, the registry kind, its context window and a label. Windows differ, so
+    ``resolve`` shows each host's own live value; both hold opencode's prompt (about 4,000 tokens)."""
+
+    provider: str
+    kind: str
+    n_ctx: int
+    label: str
+
+
+HOSTS = (
+    HostSpec(SWAP, "llama-swap", 32768, "Demo llama-swap (proxy + llama.cpp)"),
+    HostSpec(PLAIN, "llama-cpp", 16384, "Demo llama-server (plain llama.cpp)"),
+)
+CONTEXTS = {h.provider: h.n_ctx for h in HOSTS}
 
 
 @dataclass(frozen=True)
@@ -32,19 +63,47 @@ class DemoFleet:
     folder: Path
     registry: Path
     state_dir: Path
-    proxy_url: str
-    swap_upstream_url: str
-    plain_url: str
+    urls: dict[str, str]  # provider -> the URL the registry names (a proxy's, for llama-swap)
+    upstreams: dict[str, str]  # provider -> its llama.cpp server
+
+    @property
+    def proxy_url(self) -> str:
+        return self.urls[SWAP]
+
+    @property
+    def swap_upstream_url(self) -> str:
+        return self.upstreams[SWAP]
+
+    @property
+    def plain_url(self) -> str:
+        return self.urls[PLAIN]
+
+    def env(self) -> dict[str, str]:
+        """What the printed commands export: the demo's registry and state dir, the TUI opt-out, and opencode's
+        XDG dirs inside the temp dir (opencode writes sessions, caches and plugin installs there)."""
+        xdg = self.folder / "opencode"
+        return {"BOOCODER_BRIDGE_REGISTRY": str(self.registry), "BOOCODER_BRIDGE_STATE_DIR": str(self.state_dir),
+                "BOOCODER_BRIDGE_OPENCODE_TUI": "0",
+                **{f"XDG_{part.upper()}_HOME": str(xdg / part) for part in ("config", "data", "state", "cache")}}
 
     def registry_data(self) -> dict[str, Any]:
         return json.loads(self.registry.read_text(encoding="utf-8"))
 
 
-def _registry(proxy_url: str, plain_url: str) -> dict[str, Any]:
-    return {"default_provider": SWAP, "providers": {
-        SWAP: {"kind": "llama-swap", "base_url": proxy_url, "label": "Demo llama-swap (proxy + llama.cpp)"},
-        PLAIN: {"kind": "llama-cpp", "base_url": plain_url, "label": "Demo llama-server (plain llama.cpp)"},
-    }}
+def _registry(hosts: dict[HostSpec, str]) -> dict[str, Any]:
+    return {"default_provider": HOSTS[0].provider, "providers": {
+        h.provider: {"kind": h.kind, "base_url": url, "label": h.label,
+                     "models": {MODEL: {"max_output": MAX_OUTPUT}}}
+        for h, url in hosts.items()}}
+
+
+def _front(stack: ExitStack, host: HostSpec, upstream: str) -> str:
+    """The URL the registry names for ``host``: its llama.cpp server, or a proxy of its kind in front."""
+    if host.kind == "llama-swap":
+        from .proxy import SwapModel, SwapProxy
+
+        return stack.enter_context(SwapProxy([SwapModel(MODEL, upstream, name="Tiny llama")])).url
+    return upstream
 
 
 @contextmanager
@@ -52,46 +111,87 @@ def demo_fleet(say: Say = lambda _: None, folder: Path | None = None) -> Iterato
     """Start the fleet; on exit stop every server and remove the temp dir (it is the caller's when given)."""
     from .llama_server import LlamaServer
     from .model import write_tiny_llama
-    from .proxy import SwapModel, SwapProxy
 
     owned = folder is None
     root = Path(tempfile.mkdtemp(prefix="boocoder-bridge-demo-")) if folder is None else folder
     try:
         with ExitStack() as stack:
-            say(f"writing a tiny llama model (random weights, about 470 KB) in {root}")
-            model = write_tiny_llama(root / f"{MODEL}.gguf", name=MODEL)
-            servers = {}
-            for provider, n_ctx in CONTEXTS.items():
-                say(f"starting a llama.cpp server for {provider} (context {n_ctx})")
-                server = LlamaServer(model, n_ctx=n_ctx, alias=MODEL, threads=1, log=root / f"{provider}.log")
-                servers[provider] = stack.enter_context(server)
-            proxy = stack.enter_context(SwapProxy([SwapModel(MODEL, servers[SWAP].url, name="Tiny llama")]))
+            say(f"writing a tiny llama model (random weights, a word vocabulary, about 5 MB) in {root}")
+            model = write_tiny_llama(root / f"{MODEL}.gguf", name=MODEL, vocabulary="words")
+            upstreams, urls = {}, {}
+            for host in HOSTS:
+                say(f"starting a llama.cpp server for {host.provider} (context {host.n_ctx})")
+                server = LlamaServer(model, n_ctx=host.n_ctx, alias=MODEL, threads=THREADS,
+                                     log=root / f"{host.provider}.log")
+                upstreams[host.provider] = stack.enter_context(server).url
+                urls[host.provider] = _front(stack, host, upstreams[host.provider])
             registry = root / "fleet.json"
-            registry.write_text(json.dumps(_registry(proxy.url, servers[PLAIN].url), indent=2) + "\n",
+            registry.write_text(json.dumps(_registry({h: urls[h.provider] for h in HOSTS}), indent=2) + "\n",
                                 encoding="utf-8")
-            yield DemoFleet(root, registry, root / "state", proxy.url, servers[SWAP].url, servers[PLAIN].url)
+            yield DemoFleet(root, registry, root / "state", urls, upstreams)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
 
 
+class Progress:
+    """Prints what each llama.cpp server is doing, from its ``GET /slots``: how much of a prompt it has read
+    (opencode's first request is long; the server answers /slots between batches of 2,048 tokens), and how
+    long the answer took. A daemon thread, for as long as the ``with`` block."""
+
+    def __init__(self, upstreams: dict[str, str], say: Say, interval_s: float = 1.0) -> None:
+        self.upstreams, self.say, self.interval_s = upstreams, say, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        import httpx
+
+        busy: dict[str, tuple[float, int]] = {}  # provider -> (started, tokens read shown last)
+        with httpx.Client(timeout=5, trust_env=False) as client:
+            while not self._stop.wait(self.interval_s):
+                for provider, url in self.upstreams.items():
+                    try:
+                        slot = client.get(url + "/slots").json()[0]
+                    except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError):
+                        continue
+                    read = slot.get("n_prompt_tokens_processed") or 0
+                    if slot.get("is_processing"):
+                        started, shown = busy.setdefault(provider, (time.monotonic(), -1))
+                        if read != shown:
+                            busy[provider] = (started, read)
+                            what = f"{read:,} tokens of the prompt read" if read else "reading a prompt"
+                            self.say(f"{provider}: {what} ({time.monotonic() - started:.0f} s)")
+                    elif provider in busy:
+                        started, _ = busy.pop(provider)
+                        self.say(f"{provider}: answered ({time.monotonic() - started:.0f} s)")
+
+
 def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
     """What the demo prints once it serves: where to look and what to try."""
-    env = (f"export BOOCODER_BRIDGE_REGISTRY={shlex.quote(str(fleet.registry))} "
-           f"BOOCODER_BRIDGE_STATE_DIR={shlex.quote(str(fleet.state_dir))}")
-    run = (f'boocoder-bridge run {PLAIN}/{MODEL} "say hi"        # through opencode ({opencode}); '
-           "the answer is noise: random weights" if opencode else
+    env = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in fleet.env().items())
+    run = (f'boocoder-bridge run {PLAIN}/{MODEL} "say hi"   # through opencode ({opencode}): a few seconds; '
+           "the answer is noise (random weights)" if opencode else
            "# boocoder-bridge run ... needs opencode (npm install -g opencode-ai), which is not on PATH")
+    hosts = [f"  {SWAP:<10} llama-swap proxy  {fleet.urls[SWAP]}  ->  llama.cpp {fleet.upstreams[SWAP]}"]
+    hosts += [f"  {h.provider:<10} {h.kind:<17} {fleet.urls[h.provider]}" for h in HOSTS if h.provider != SWAP]
     return "\n".join([
         "",
-        f"Demo fleet on 127.0.0.1 (two real llama.cpp servers, one model name: {MODEL})",
-        f"  {SWAP:<10} llama-swap proxy  {fleet.proxy_url}  ->  llama.cpp {fleet.swap_upstream_url}",
-        f"  {PLAIN:<10} llama-server      {fleet.plain_url}",
+        f"Demo fleet on 127.0.0.1 ({len(HOSTS)} real llama.cpp servers, one model name: {MODEL})",
+        *hosts,
         "",
         f"Model picker:  {url}/",
         f"HTTP API:      {url}/api/models",
         "",
-        "Try, in another terminal:",
+        "Try, in another terminal (the export keeps the bridge and opencode inside the demo's temp dir):",
         f"  {env}",
         "  boocoder-bridge providers",
         "  boocoder-bridge models",
@@ -101,6 +201,7 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
         f"  boocoder-bridge favorites add {PLAIN}/{MODEL}",
         f"  {run}",
         "",
+        "This terminal shows each server's progress through a prompt.",
         f"Ctrl-C stops the servers and removes {fleet.folder}",
         "",
     ])
@@ -112,7 +213,7 @@ def run_demo(port: int = 0, out: Any = None, err: Any = None) -> int:
     from ..dispatch import find_opencode
     from ..errors import OpencodeNotFoundError
     from ..server import serve
-    from ..settings import OPENCODE_TUI_ENV, environ
+    from ..settings import environ
 
     out, err = out or sys.stdout, err or sys.stderr
 
@@ -124,9 +225,11 @@ def run_demo(port: int = 0, out: Any = None, err: Any = None) -> int:
 
     previous = signal.signal(signal.SIGTERM, stop_on_term)
     try:
-        with demo_fleet(say) as fleet:
-            env = {**environ(), OPENCODE_TUI_ENV: "0"}  # the demo's favorites stay out of the user's opencode
+        with ExitStack() as stack:
+            fleet = stack.enter_context(demo_fleet(say))
+            env = {**environ(), **fleet.env()}  # the demo's favorites stay out of the user's opencode
             bridge = Bridge.load(fleet.registry, fleet.state_dir, env=env)
+            stack.enter_context(Progress(fleet.upstreams, say))
             try:
                 opencode: str | None = find_opencode(None, env)
             except OpencodeNotFoundError:
@@ -142,3 +245,4 @@ def run_demo(port: int = 0, out: Any = None, err: Any = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     say("stopped; the servers ended and the temp dir is removed")
     return 130
+
