@@ -1,10 +1,12 @@
-"""`boocoder-bridge demo`: two real llama.cpp servers, both online through the CLI and the API; Ctrl-C cleans up."""
+"""`boocoder-bridge demo`: two real llama.cpp servers, both online through the CLI and the API; Ctrl-C cleans up.
+And as a newcomer meets it: the printed `run` answers through the real opencode, and nothing of theirs changes."""
 
 from __future__ import annotations
 
 import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_process
+from tests.opencode_bin import opencode_binary
 
 pytestmark = pytest.mark.realserver
 
@@ -55,7 +58,7 @@ def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> 
             ("swap-box", "llama-swap", "online"), ("plain-box", "llama-cpp", "online")}
         routes = {p: run_process("resolve", f"{p}/tiny-llama", "--json", env=cli_env).json()
                   for p in ("swap-box", "plain-box")}
-        assert {p: r["context_window"] for p, r in routes.items()} == {"swap-box": 2048, "plain-box": 1024}
+        assert {p: r["context_window"] for p, r in routes.items()} == {"swap-box": 32768, "plain-box": 16384}
         assert routes["swap-box"]["base_url"] != routes["plain-box"]["base_url"]
         catalog = httpx.get(url + "/api/models", timeout=30).json()
         assert {(g["id"], g["status"], tuple(m["model"] for m in g["models"])) for g in catalog["providers"]} == {
@@ -76,3 +79,75 @@ def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for a folder): equal snapshots mean nothing was touched."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def printed_command(shown: str, prefix: str) -> list[str]:
+    """The printed command line that starts with ``prefix``, its comment dropped, run as this Python's CLI."""
+    line = next(line.strip() for line in shown.splitlines() if line.strip().startswith(prefix))
+    argv = shlex.split(line, comments=True)
+    assert argv[0] == "boocoder-bridge", line
+    return [sys.executable, "-m", "boocoder_bridge", *argv[1:]]
+
+
+@pytest.mark.opencode
+def test_a_newcomer_runs_the_printed_commands_through_opencode_and_keeps_their_files(tmp_path) -> None:
+    """The demo started as a newcomer does, with opencode on PATH and a HOME that already holds opencode's and
+    the bridge's files: the printed `favorites add` and `run` succeed (an answer from the tiny model through the
+    real opencode), and after Ctrl-C every file of that HOME is byte for byte as before, with none added, and
+    the temp dir is gone."""
+    home = tmp_path / "home"
+    files = {
+        ".config/opencode/opencode.json": '{"$schema": "https://opencode.ai/config.json", "theme": "system"}\n',
+        ".local/state/opencode/model.json": '{"recent":[],"favorite":[{"providerID":"opencode","modelID":"x"}],'
+                                            '"variant":{}}',
+        ".local/share/opencode/auth.json": "{}\n",
+        ".local/share/boocoder-bridge/favorites.sqlite3": "not touched\n",
+    }
+    for name, text in files.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    before = snapshot(home)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    path = f"{opencode_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BOOCODER_BRIDGE_", "OPENCODE"))}
+    env.update(HOME=str(home), PATH=path, TMPDIR=str(temp), PYTHONFAULTHANDLER="1")
+    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "demo"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        shown = read_until(process, "Ctrl-C stops")
+        export = next(line.strip() for line in shown.splitlines() if line.strip().startswith("export "))
+        exports = dict(word.split("=", 1) for word in shlex.split(export)[1:])
+        assert exports["BOOCODER_BRIDGE_OPENCODE_TUI"] == "0"
+        folder = Path(exports["BOOCODER_BRIDGE_REGISTRY"]).parent
+        assert folder.parent == temp
+        for name in ("BOOCODER_BRIDGE_STATE_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                     "XDG_CACHE_HOME"):
+            assert Path(exports[name]).is_relative_to(folder), name
+        cli_env = {**env, **exports}
+
+        added = subprocess.run(printed_command(shown, "boocoder-bridge favorites add"), env=cli_env,
+                               capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0 and added.stdout == "added plain-box/tiny-llama\n", added.stderr
+        run = subprocess.run(printed_command(shown, "boocoder-bridge run"), env=cli_env, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-2000:])
+        answer = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout).split("tiny-llama", 1)[-1]
+        assert answer.strip(), run.stdout  # the model's words after opencode's header line
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+        log = process.stderr.read()
+        assert "plain-box: answered" in log or "of the prompt read" in log, log  # progress while it read
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not folder.exists()
+    after = snapshot(home)
+    assert sorted({"/".join(Path(p).parts[:3]) for p in set(after) - set(before)}) == [] and after == before

@@ -80,11 +80,13 @@ class DemoFleet:
 
     def env(self) -> dict[str, str]:
         """What the printed commands export: the demo's registry and state dir, the TUI opt-out, and opencode's
-        XDG dirs inside the temp dir (opencode writes sessions, caches and plugin installs there)."""
+        XDG dirs and npm cache inside the temp dir (opencode writes sessions, caches and plugin installs there;
+        tests/test_demo.py finds any file it would add to the user's HOME)."""
         xdg = self.folder / "opencode"
         return {"BOOCODER_BRIDGE_REGISTRY": str(self.registry), "BOOCODER_BRIDGE_STATE_DIR": str(self.state_dir),
                 "BOOCODER_BRIDGE_OPENCODE_TUI": "0",
-                **{f"XDG_{part.upper()}_HOME": str(xdg / part) for part in ("config", "data", "state", "cache")}}
+                **{f"XDG_{part.upper()}_HOME": str(xdg / part) for part in ("config", "data", "state", "cache")},
+                "npm_config_cache": str(xdg / "npm")}  # opencode installs its plugin package with npm: ~/.npm
 
     def registry_data(self) -> dict[str, Any]:
         return json.loads(self.registry.read_text(encoding="utf-8"))
@@ -139,7 +141,7 @@ class Progress:
     (opencode's first request is long; the server answers /slots between batches of 2,048 tokens), and how
     long the answer took. A daemon thread, for as long as the ``with`` block."""
 
-    def __init__(self, upstreams: dict[str, str], say: Say, interval_s: float = 1.0) -> None:
+    def __init__(self, upstreams: dict[str, str], say: Say, interval_s: float = 0.25) -> None:
         self.upstreams, self.say, self.interval_s = upstreams, say, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-progress", daemon=True)
