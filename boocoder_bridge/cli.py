@@ -307,6 +307,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.port)
 
 
+def cmd_opencode_plugin(args: argparse.Namespace) -> int:
+    from . import opencode_plugin
+    from .settings import environ
+
+    if args.action == "install":
+        change = opencode_plugin.install(environ(), args.registry, args.state_dir, dry_run=args.dry_run)
+    else:
+        change = opencode_plugin.uninstall(environ(), dry_run=args.dry_run)
+    if args.dry_run and change.action == "write":
+        print(change.text, end="")
+    print(change.message(args.dry_run), file=sys.stderr)
+    return 0
+
+
 SHELLS = ("bash", "zsh", "fish")
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT}  # writing stdout: a full disk, a dead terminal
 JSON_HELP = "print JSON instead of text"
@@ -409,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "and --state-dir)")
     demo.add_argument("--port", type=int, default=0, help="port for the picker and API (default: %(default)s, "
                                                           "a free one)")
+    plugin = add("opencode-plugin", cmd_opencode_plugin, "your own opencode on the fleet: a plugin file that adds "
+                                                         "the fleet's providers and a default model at each start")
+    plugin.add_argument("action", choices=("install", "uninstall"), help="write the plugin (with this --registry "
+                        "and --state-dir, or their variables), or remove it; your opencode config is never rewritten")
+    plugin.add_argument("--dry-run", action="store_true", help="change nothing: print what would be written")
     completion = add("completion", cmd_completion, "print a shell completion script: "
                                                    "eval \"$(boocoder-bridge completion bash)\"")
     completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))
