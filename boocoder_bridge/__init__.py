@@ -80,7 +80,8 @@ __all__ = [
 ]
 
 
-_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch", "Watch": "probe"}
+_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch",
+         "Watch": "probe"}
 
 
 def __getattr__(name: str) -> Any:

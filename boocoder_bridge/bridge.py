@@ -33,7 +33,6 @@ from .settings import (
     OPENCODE_CONFIG_FILE,
     OPENCODE_CONTENT_ENV,
     OPENCODE_ENV,
-    PROBE_FRESH_S,
     cache_ttl,
     default_state_dir,
     environ,
@@ -281,6 +280,11 @@ class Bridge:
         Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
         it) and a provider that is disabled, offline, or whose host does not answer its probe now
         (:class:`ProviderUnavailableError`)."""
+        for option in options:
+            if option == "--" or option.partition("=")[0] in ("-m", "--model"):
+                raise BridgeError(f"opencode option {option!r} is not passed on: " + (
+                    "the options after it would become prompt text" if option == "--" else
+                    "the model is the ID, which the bridge routes and checks; drop it"))
         route = self.resolve(model_id, purpose)
         self._refuse_unlisted([model_id])
         self._refuse_unavailable([route])
@@ -332,15 +336,12 @@ class Bridge:
                                                + (f" ({report.error})" if report.error else ""))
 
     def _refuse_unreachable(self, routes: Sequence[Route]) -> None:
-        """Probe each host now unless its last answer is only seconds old (the cache may be 30 s old, and opencode
+        """Probe each host now, even one discovery saw a moment ago (a cached answer may be 30 s old, and opencode
         would retry a refused host for a minute, saying nothing): refused or silent means no opencode started."""
         from .probe import check, probed
 
-        reports = self.cached_reports()
-        now = time.time()
-        targets = {r.provider: self.registry.providers[r.provider] for r in routes}
-        asked = [(p, self.kinds[p.kind]) for p in targets.values() if probed(p, self.env)
-                 and not (reports[p.id].status == "online" and now - reports[p.id].fetched_at < PROBE_FRESH_S)]
+        providers = {r.provider: self.registry.providers[r.provider] for r in routes}
+        asked = [(p, self.kinds[p.kind]) for p in providers.values() if probed(p, self.env)]
         gone = {probe.provider: probe for probe in check(asked, self.env) if not probe.answered}
         for route in routes:
             if route.provider in gone:

@@ -1,7 +1,8 @@
 """``boocoder-bridge``: a thin command line over :class:`boocoder_bridge.Bridge`.
 
-Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabled or offline;
-4 state dir unreadable or unwritable; 5 a plugin refused; 6 opencode not found; 130 interrupted.
+Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabled or offline, or its host did
+not answer just before opencode would start; 4 state dir unreadable or unwritable; 5 a plugin refused; 6 opencode
+not found; 75 the host went away while opencode ran (opencode stopped); 124 past --timeout; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .dispatch import run_attached
 
     bridge = _bridge(args)
-    dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode)
+    dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode, options=args.options)
     _warn(bridge)
     return run_attached(dispatch, timeout=args.timeout)
 
@@ -389,9 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
                        help="another name clients use for this server (Host header); repeatable. "
                             "Default: only localhost and the bound address")
-    run = add("run", cmd_run, "run opencode on a model, streaming its output")
+    run = add("run", cmd_run, "run opencode on a model, streaming its output; opencode's own options go "
+                              "between ID and '--': run ID --format json --session ID -- PROMPT")
+    run.usage = f"{PROG} run [--opencode PATH] [--timeout SECONDS] ID [OPENCODE-OPTION ...] [--] PROMPT ..."
     model_id(run)
-    run.add_argument("prompt", metavar="PROMPT", nargs="+", help="the prompt (several words are joined by opencode)")
+    run.add_argument("words", metavar="PROMPT", nargs=argparse.REMAINDER,
+                     help="the prompt (several words are joined by opencode); with '--', the words before it are "
+                          "opencode's own options and only those after it are the prompt")
     run.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="stop opencode after SECONDS (exit 124; default: no limit)")
@@ -415,6 +420,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_RUN_OWN = {"--timeout": "timeout", "--opencode": "opencode"}  # run's own options, also taken after the ID
+
+
+def _split_run(parser: argparse.ArgumentParser, raw: list[str], args: argparse.Namespace) -> None:
+    """``run ID [OPENCODE-OPTION ...] -- PROMPT``: before the first ``--`` opencode's options (and the bridge's
+    own --timeout/--opencode), after it only the prompt. Without ``--`` every word is the prompt, after any leading
+    --timeout/--opencode; a prompt that then starts with '-' is refused, since it may be an option meant for
+    opencode (argparse drops a ``--`` right after ID, so the split is made on the raw words)."""
+    if "--" in raw:
+        cut = raw.index("--")
+        head = parser.parse_args(raw[:cut])
+        args.id, args.options, args.prompt = head.id, _take_own(head.words, args, anywhere=True), raw[cut + 1:]
+        for name in _RUN_OWN.values():
+            setattr(args, name, getattr(head, name) if getattr(args, name) is None else getattr(args, name))
+    else:
+        args.options, args.prompt = [], _take_own(args.words, args, anywhere=False)
+        if args.prompt and args.prompt[0].startswith("-"):
+            parser.error(f"run: {args.prompt[0][:40]!r} looks like an option: put opencode's options before '--' "
+                         f"and the prompt after it: {PROG} run ID {args.prompt[0][:40]} ... -- PROMPT")
+    if not args.prompt:
+        parser.error("run: no PROMPT given (the words after ID, or after '--')")
+
+
+def _take_own(words: list[str], args: argparse.Namespace, anywhere: bool) -> list[str]:
+    """``words`` without run's own --timeout/--opencode, which are set on ``args`` (only leading ones unless
+    ``anywhere``: after them, without ``--``, everything is prompt text)."""
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        name, equals, value = words[i].partition("=")
+        if name not in _RUN_OWN:
+            if not anywhere:
+                return rest + words[i:]
+            rest.append(words[i])
+            i += 1
+            continue
+        if not equals:
+            if i + 1 >= len(words):
+                raise SystemExit(_usage_error(f"run: {name} needs a value"))
+            i, value = i + 1, words[i + 1]
+        try:
+            setattr(args, _RUN_OWN[name], _seconds(value) if name == "--timeout" else value)
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(_usage_error(f"run: {name}: {exc}")) from None
+        i += 1
+    return rest
+
+
+def _usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: a positive, finite number of seconds (``nan`` meant no limit, ``-5`` a kill at once)."""
     try:
@@ -436,7 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import argcomplete
 
         argcomplete.autocomplete(parser)
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    if args.command == "run":
+        _split_run(parser, raw, args)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # here, so that a full disk is this one-line error, not a message at exit

@@ -3,7 +3,8 @@
 Why: opencode retries a refused host with no limit on attempts and waits out ``request_timeout_s`` (300 s) on a
 silent one, saying nothing meanwhile. The discovery cache may be 30 s old. So the bridge asks the host itself:
 
-- before a dispatch, one probe per provider (skipped when a host answer is younger than ``PROBE_FRESH_S``);
+- before a dispatch, one probe per provider, even right after discovery saw the host (it costs about a
+  millisecond on a LAN host, and a host can die between the two);
 - while opencode runs, a :class:`Watch` probes every ``WATCH_INTERVAL_S``. A refused connection means gone at
   once; a host silent ``WATCH_MISSES`` times in a row is gone too (one lost answer is not enough).
 

@@ -34,7 +34,6 @@ ENTRY_POINT_GROUP = "boocoder_bridge"
 
 # --- a host that goes away during a task (probe.py; README "When a host goes away") -----------------------
 PROBE_TIMEOUT_S = 1.0  # a provider's probe_timeout_s default: a LAN host answers its cheap GET within 1 ms
-PROBE_FRESH_S = 2.0  # a host answer younger than this needs no probe before a dispatch
 WATCH_INTERVAL_S = 1.0  # while opencode runs, the host is probed this often
 WATCH_MISSES = 2  # probes in a row left unanswered before the host counts as gone (one refusal is enough)
 STOP_GRACE_S = 2.0  # opencode's process group gets SIGTERM, then SIGKILL after this long
