@@ -196,9 +196,22 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_hangup() -> None:
+    """SIGTERM and SIGHUP (the terminal closed) end the bridge as Ctrl-C does, through Python: opencode runs in a
+    session of its own, which no terminal signal reaches, so the bridge must stop its group before leaving."""
+    import signal
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .dispatch import run_attached
 
+    _stop_on_hangup()
     bridge = _bridge(args)
     dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode, options=args.options)
     _warn(bridge)
@@ -223,6 +236,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
             for key, value in match.notes.items():
                 print(f"note {key}: {value}")
         return 0
+    _stop_on_hangup()
     progress = _progress()
     progress(f"running {len(match.contestants)} contestants at once (up to {args.timeout:g} s each)")
     answers = run_match(match, [args.prompt], timeout=args.timeout, on_answer=lambda a: progress(

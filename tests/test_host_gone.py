@@ -225,3 +225,24 @@ def test_a_watch_never_outlives_its_with_block(hosts, tmp_path) -> None:
     sam.stop()
     time.sleep(1.5)
     assert watch.reason is None and not watch.gone.is_set() and threading.active_count() < 50
+
+
+@pytest.mark.opencode
+def test_stopping_the_bridge_stops_opencode_too(opencode, hosts, tmp_path, write_registry) -> None:
+    """opencode runs in a session of its own (so the bridge can stop its whole group): a SIGTERM or a closed
+    terminal, which no longer reach it, must still end it through the bridge."""
+    import signal
+
+    sam = hosts(name="sam", models_body=llama_swap_body("coder"), chat_fault="silent")
+    registry = write_registry(registry_data({"sam": llama_swap(sam.url)}))
+    token = f"hi-{uuid.uuid4().hex[:8]}"
+    cli = start_cli("--registry", str(registry), "run", "coder", token, env=cli_env(tmp_path, opencode))
+    deadline = time.monotonic() + 60
+    while not sam.chat_requests() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sam.chat_requests() and running_with(token)
+    cli.send_signal(signal.SIGTERM)
+    done, _ = finish(cli, 30)
+    assert done.code == 130 and "Traceback" not in done.err
+    time.sleep(0.5)
+    assert running_with(token) == []
