@@ -128,9 +128,12 @@ class _Group:
             os.killpg(self.process.pid, sig)
 
     def host_gone(self, reason: str) -> None:
-        """The watch's verdict: stop opencode, remember why."""
-        if self.stop():
+        """The watch's verdict: remember why (before any signal, so the runner's wait sees it), stop opencode."""
+        with self._lock:
+            if self.process.poll() is not None:
+                return
             self.lost = reason
+        self.stop()
 
     @contextlib.contextmanager
     def watched(self) -> Iterator[None]:

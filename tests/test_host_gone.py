@@ -189,7 +189,7 @@ def test_an_arena_contestant_whose_host_dies_fails_and_the_other_answers(opencod
 def test_a_slow_but_alive_host_is_never_stopped(opencode, hosts, tmp_path, write_registry) -> None:
     """Each answer takes 3.5 s (a long prompt evaluation) while /health answers at once: no verdict, no stop."""
     sam = hosts(name="sam", models_body=llama_swap_body("coder"), chat_delay_s=3.5)
-    registry = write_registry(registry_data({"sam": llama_swap(sam.url, probe_timeout_s=0.5)}))
+    registry = write_registry(registry_data({"sam": llama_swap(sam.url)}))
     done, _ = finish(start_cli("--registry", str(registry), "run", "coder", "hi", env=cli_env(tmp_path, opencode)))
     assert done.code == 0, done.err[-2000:]
     assert "reply from sam model coder" in done.out
