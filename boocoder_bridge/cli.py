@@ -439,34 +439,33 @@ _RUN_OWN = {"--timeout": "timeout", "--opencode": "opencode"}  # run's own optio
 
 def _split_run(parser: argparse.ArgumentParser, raw: list[str], args: argparse.Namespace) -> None:
     """``run ID [OPENCODE-OPTION ...] -- PROMPT``: before the first ``--`` opencode's options (and the bridge's
-    own --timeout/--opencode), after it only the prompt. Without ``--`` every word is the prompt, after any leading
-    --timeout/--opencode; a prompt that then starts with '-' is refused, since it may be an option meant for
-    opencode (argparse drops a ``--`` right after ID, so the split is made on the raw words)."""
+    own --timeout/--opencode), after it only the prompt, word for word. Without ``--`` the words are the prompt,
+    less the bridge's own options (as before ``--`` existed), and a word that looks like any other option is
+    refused: it may be meant for opencode. The split is made on the raw words: argparse drops a ``--`` that
+    follows ID."""
     if "--" in raw:
         cut = raw.index("--")
         head = parser.parse_args(raw[:cut])
-        args.id, args.options, args.prompt = head.id, _take_own(head.words, args, anywhere=True), raw[cut + 1:]
+        args.id, args.options, args.prompt = head.id, _take_own(head.words, args), raw[cut + 1:]
         for name in _RUN_OWN.values():
             setattr(args, name, getattr(head, name) if getattr(args, name) is None else getattr(args, name))
     else:
-        args.options, args.prompt = [], _take_own(args.words, args, anywhere=False)
-        if args.prompt and args.prompt[0].startswith("-"):
-            parser.error(f"run: {args.prompt[0][:40]!r} looks like an option: put opencode's options before '--' "
-                         f"and the prompt after it: {PROG} run ID {args.prompt[0][:40]} ... -- PROMPT")
+        args.options, args.prompt = [], _take_own(args.words, args)
+        flagged = [word for word in args.prompt if re.match(r"-[A-Za-z-]", word)]
+        if flagged:
+            parser.error(f"run: {flagged[0][:40]!r} looks like an option: put opencode's options before '--' "
+                         f"and the prompt after it: {PROG} run ID {flagged[0][:40]} ... -- PROMPT")
     if not args.prompt:
         parser.error("run: no PROMPT given (the words after ID, or after '--')")
 
 
-def _take_own(words: list[str], args: argparse.Namespace, anywhere: bool) -> list[str]:
-    """``words`` without run's own --timeout/--opencode, which are set on ``args`` (only leading ones unless
-    ``anywhere``: after them, without ``--``, everything is prompt text)."""
+def _take_own(words: list[str], args: argparse.Namespace) -> list[str]:
+    """``words`` without run's own --timeout/--opencode, which are set on ``args``."""
     rest: list[str] = []
     i = 0
     while i < len(words):
         name, equals, value = words[i].partition("=")
         if name not in _RUN_OWN:
-            if not anywhere:
-                return rest + words[i:]
             rest.append(words[i])
             i += 1
             continue
@@ -477,7 +476,7 @@ def _take_own(words: list[str], args: argparse.Namespace, anywhere: bool) -> lis
         try:
             setattr(args, _RUN_OWN[name], _seconds(value) if name == "--timeout" else value)
         except argparse.ArgumentTypeError as exc:
-            raise SystemExit(_usage_error(f"run: {name}: {exc}")) from None
+            raise SystemExit(_usage_error(f"argument {name}: {exc}")) from None
         i += 1
     return rest
 
