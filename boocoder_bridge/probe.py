@@ -25,12 +25,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from .errors import HostError
 from .kinds import ProviderKind
 from .registry import Provider
 from .settings import WATCH_INTERVAL_S, WATCH_MISSES
+
+if TYPE_CHECKING:
+    from .discovery import HostClient
 
 log = logging.getLogger("boocoder_bridge")
 Outcome = Literal["answered", "refused", "silent", "dropped"]
@@ -55,8 +58,8 @@ class Probe:
         return self.outcome == "answered"
 
 
-async def probe_once(provider: Provider, kind: ProviderKind, client: object) -> Probe:
-    """Run the kind's probe on ``client`` (a :class:`HostClient`), bounded by ``probe_timeout_s``."""
+async def probe_once(provider: Provider, kind: ProviderKind, client: HostClient) -> Probe:
+    """Run the kind's probe on ``client``, bounded by ``probe_timeout_s``."""
     from .discovery import probe_failure
 
     started = time.monotonic()
@@ -64,7 +67,7 @@ async def probe_once(provider: Provider, kind: ProviderKind, client: object) -> 
     reason = ""
     try:
         async with asyncio.timeout(provider.probe_timeout_s):
-            await kind.probe(client)  # type: ignore[arg-type]
+            await kind.probe(client)
     except HostError as exc:  # a kind's own verdict: offline means gone, a bad answer is still an answer
         if exc.status == "offline":
             outcome, reason = "refused", exc.reason
