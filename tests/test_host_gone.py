@@ -71,7 +71,7 @@ def test_a_host_killed_after_discovery_is_refused_before_opencode_starts(hosts, 
     env = cli_env(tmp_path, fake)
     seen = subprocess.run([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry), "models",
                            "--refresh"], env=env, capture_output=True, text=True, timeout=60)
-    assert seen.returncode == 0 and "sam/coder" in seen.stdout, seen.stderr  # the cache now says online
+    assert seen.returncode == 0 and "sam [sam, llama-swap]: online" in seen.stdout, seen.stderr  # cached online
     sam.stop()
     started = time.monotonic()
     done, ended = finish(start_cli("--registry", str(registry), "run", "coder", "hi", env=env))
