@@ -13,6 +13,7 @@ from .catalog import Catalog, CatalogGroup, CatalogModel
 from .errors import (
     BridgeError,
     HostError,
+    HostLostError,
     ModelIdError,
     OpencodeNotFoundError,
     OpencodeTimeoutError,
@@ -34,6 +35,7 @@ from .sse import read_events
 if TYPE_CHECKING:
     from .discovery import HostClient
     from .dispatch import Answer, ArenaMatch, Dispatch
+    from .probe import Watch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Dispatch",
     "HostClient",
     "HostError",
+    "HostLostError",
     "HostModel",
     "ModelIdError",
     "ModelRef",
@@ -66,6 +69,7 @@ __all__ = [
     "Route",
     "ServeError",
     "StateError",
+    "Watch",
     "__version__",
     "hookimpl",
     "load_json",
@@ -76,7 +80,8 @@ __all__ = [
 ]
 
 
-_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch"}
+_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch",
+         "Watch": "probe"}
 
 
 def __getattr__(name: str) -> Any:

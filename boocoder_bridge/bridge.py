@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from .settings import (
 if TYPE_CHECKING:  # loaded on use: subprocess, threads and opencode's files cost a warm resolve nothing
     from . import idcheck, opencode_tui
     from .dispatch import ArenaMatch, Dispatch, Mode
+    from .probe import Watch
 
 
 @dataclass(frozen=True)
@@ -272,16 +273,24 @@ class Bridge:
         return self.write_opencode_config()[0]
 
     def dispatch(self, model_id: str, prompt: Sequence[str] = (), *, mode: Mode = "run",
-                 opencode: str | None = None, purpose: str = "dispatch") -> Dispatch:
+                 opencode: str | None = None, purpose: str = "dispatch", options: Sequence[str] = ()) -> Dispatch:
         """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it).
+        ``options`` are opencode's own (``--format json``, ``--session ID``), placed before ``--`` and the prompt.
 
         Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
-        it) and a provider that is disabled or offline (:class:`ProviderUnavailableError`)."""
+        it) and a provider that is disabled, offline, or whose host does not answer its probe now
+        (:class:`ProviderUnavailableError`)."""
+        for option in options:
+            if option == "--" or option.partition("=")[0] in ("-m", "--model"):
+                raise BridgeError(f"opencode option {option!r} is not passed on: " + (
+                    "the options after it would become prompt text" if option == "--" else
+                    "the model is the ID, which the bridge routes and checks; drop it"))
         route = self.resolve(model_id, purpose)
         self._refuse_unlisted([model_id])
         self._refuse_unavailable([route])
+        self._refuse_unreachable([route])
         config, path = self._fleet_config()
-        return self._dispatch(route, prompt, mode, opencode, config, path)
+        return self._dispatch(route, prompt, mode, opencode, config, path, options=options)
 
     def _refuse_unlisted(self, model_ids: Sequence[str]) -> None:
         for model_id in model_ids:
@@ -295,13 +304,15 @@ class Bridge:
         return config, path
 
     def _dispatch(self, route: Route, prompt: Sequence[str], mode: Mode, opencode: str | None,
-                  config: dict[str, Any], path: Path, locate_opencode: bool = True) -> Dispatch:
+                  config: dict[str, Any], path: Path, locate_opencode: bool = True,
+                  options: Sequence[str] = ()) -> Dispatch:
+        import functools
+
         from .dispatch import Dispatch, find_opencode
 
         binary = find_opencode(opencode, self.env) if locate_opencode else (
             opencode or self.env.get(OPENCODE_ENV) or "opencode")  # shown, not run: need not exist here
-        # "--": the prompt is the message, never an option ("--attach=URL" would send the run to another server).
-        argv = [binary, "run", "-m", route.opencode_model, "--", *prompt] if mode == "run" else [binary, "acp"]
+        argv = [binary, "run", "-m", route.opencode_model, *options] if mode == "run" else [binary, "acp", *options]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
         content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV), (route.provider, route.model),
@@ -310,8 +321,10 @@ class Bridge:
         if content.warning and content.warning not in self._notes:
             self._notes.append(content.warning)
         env = {"OPENCODE_CONFIG": str(path), OPENCODE_CONTENT_ENV: content.text}
-        self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
-        return Dispatch(route=route, config_path=path, argv=argv, env=env)
+        self.hooks.call("before_dispatch", route=route, argv=argv, env=env)  # options a plugin appends: before "--"
+        if mode == "run":  # "--": the prompt is the message, never an option ("--attach=URL" would send it away)
+            argv += ["--", *prompt]
+        return Dispatch(route=route, config_path=path, argv=argv, env=env, watch=functools.partial(self.watch, route))
 
     def _refuse_unavailable(self, routes: Sequence[Route]) -> None:
         """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""
@@ -321,6 +334,29 @@ class Bridge:
             if not report.available:
                 raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
                                                + (f" ({report.error})" if report.error else ""))
+
+    def _refuse_unreachable(self, routes: Sequence[Route]) -> None:
+        """Probe each host now, even one discovery saw a moment ago (a cached answer may be 30 s old, and opencode
+        would retry a refused host for a minute, saying nothing): refused or silent means no opencode started."""
+        from .probe import check, probed
+
+        providers = {r.provider: self.registry.providers[r.provider] for r in routes}
+        asked = [(p, self.kinds[p.kind]) for p in providers.values() if probed(p, self.env)]
+        gone = {probe.provider: probe for probe in check(asked, self.env) if not probe.answered}
+        for route in routes:
+            if route.provider in gone:
+                raise ProviderUnavailableError(f"{route.id}: {gone[route.provider].reason}; opencode not started")
+
+    def watch(self, model: str | Route, on_gone: Callable[[str], None] | None = None) -> Watch:
+        """Watch the host of ``model`` (an ID or a :class:`Route`) while a task runs on it, for hosts that run
+        opencode themselves (ACP): ``with bridge.watch(route, on_gone=cancel) as watch: ...``. ``on_gone(reason)``
+        is called once, from the watch's thread, when the host refuses or stays silent twice in a row; cancel
+        the session then. A provider that is never probed gives a watch that never fires."""
+        from .probe import Watch
+
+        route = model if isinstance(model, Route) else self.resolve(model)
+        provider = self.registry.providers[route.provider]
+        return Watch(provider, self.kinds[provider.kind], self.env, on_gone)
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None,
                     locate_opencode: bool = True) -> ArenaMatch:
@@ -338,6 +374,8 @@ class Bridge:
                                    f"({route.id}); pick different contestants")
             seen[route.id] = model_id
         self._refuse_unavailable(routes)
+        if locate_opencode:  # a match set up only to be shown starts nothing: its hosts need not be up now
+            self._refuse_unreachable(routes)
         config, path = self._fleet_config()
         contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode) for r in routes]
         from .dispatch import ArenaMatch

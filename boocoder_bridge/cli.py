@@ -1,7 +1,8 @@
 """``boocoder-bridge``: a thin command line over :class:`boocoder_bridge.Bridge`.
 
-Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabled or offline;
-4 state dir unreadable or unwritable; 5 a plugin refused; 6 opencode not found; 130 interrupted.
+Exit codes: 0 ok; 2 bad input (registry, model ID, arguments); 3 provider disabled or offline, or its host did
+not answer just before opencode would start; 4 state dir unreadable or unwritable; 5 a plugin refused; 6 opencode
+not found; 75 the host went away while opencode ran (opencode stopped); 124 past --timeout; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -195,11 +196,24 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_hangup() -> None:
+    """SIGTERM and SIGHUP (the terminal closed) end the bridge as Ctrl-C does, through Python: opencode runs in a
+    session of its own, which no terminal signal reaches, so the bridge must stop its group before leaving."""
+    import signal
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .dispatch import run_attached
 
+    _stop_on_hangup()
     bridge = _bridge(args)
-    dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode)
+    dispatch = bridge.dispatch(args.id, args.prompt, opencode=args.opencode, options=args.options)
     _warn(bridge)
     return run_attached(dispatch, timeout=args.timeout)
 
@@ -222,6 +236,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
             for key, value in match.notes.items():
                 print(f"note {key}: {value}")
         return 0
+    _stop_on_hangup()
     progress = _progress()
     progress(f"running {len(match.contestants)} contestants at once (up to {args.timeout:g} s each)")
     answers = run_match(match, [args.prompt], timeout=args.timeout, on_answer=lambda a: progress(
@@ -403,9 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", metavar="NAME", action="append", default=[],
                        help="another name clients use for this server (Host header); repeatable. "
                             "Default: only localhost and the bound address")
-    run = add("run", cmd_run, "run opencode on a model, streaming its output")
+    run = add("run", cmd_run, "run opencode on a model, streaming its output; opencode's own options go "
+                              "between ID and '--': run ID --format json --session ID -- PROMPT")
+    run.usage = f"{PROG} run [--opencode PATH] [--timeout SECONDS] ID [OPENCODE-OPTION ...] [--] PROMPT ..."
     model_id(run)
-    run.add_argument("prompt", metavar="PROMPT", nargs="+", help="the prompt (several words are joined by opencode)")
+    run.add_argument("words", metavar="PROMPT", nargs=argparse.REMAINDER,
+                     help="the prompt (several words are joined by opencode); with '--', the words before it are "
+                          "opencode's own options and only those after it are the prompt")
     run.add_argument("--opencode", metavar="PATH", help=OPENCODE_HELP)
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="stop opencode after SECONDS (exit 124; default: no limit)")
@@ -434,6 +453,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_RUN_OWN = {"--timeout": "timeout", "--opencode": "opencode"}  # run's own options, also taken after the ID
+
+
+def _split_run(parser: argparse.ArgumentParser, raw: list[str], args: argparse.Namespace) -> None:
+    """``run ID [OPENCODE-OPTION ...] -- PROMPT``: before the first ``--`` opencode's options (and the bridge's
+    own --timeout/--opencode), after it only the prompt, word for word. Without ``--`` the words are the prompt,
+    less the bridge's own options (as before ``--`` existed), and a word that looks like any other option is
+    refused: it may be meant for opencode. The split is made on the raw words: argparse drops a ``--`` that
+    follows ID."""
+    if "--" in raw:
+        cut = raw.index("--")
+        head = parser.parse_args(raw[:cut])
+        args.id, args.options, args.prompt = head.id, _take_own(head.words, args), raw[cut + 1:]
+        for name in _RUN_OWN.values():
+            setattr(args, name, getattr(head, name) if getattr(args, name) is None else getattr(args, name))
+    else:
+        args.options, args.prompt = [], _take_own(args.words, args)
+        flagged = [word for word in args.prompt if re.match(r"-[A-Za-z-]", word)]
+        if flagged:
+            parser.error(f"run: {flagged[0][:40]!r} looks like an option: put opencode's options before '--' "
+                         f"and the prompt after it: {PROG} run ID {flagged[0][:40]} ... -- PROMPT")
+    if not args.prompt:
+        parser.error("run: no PROMPT given (the words after ID, or after '--')")
+
+
+def _take_own(words: list[str], args: argparse.Namespace) -> list[str]:
+    """``words`` without run's own --timeout/--opencode, which are set on ``args``."""
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        name, equals, value = words[i].partition("=")
+        if name not in _RUN_OWN:
+            rest.append(words[i])
+            i += 1
+            continue
+        if not equals:
+            if i + 1 >= len(words):
+                raise SystemExit(_usage_error(f"run: {name} needs a value"))
+            i, value = i + 1, words[i + 1]
+        try:
+            setattr(args, _RUN_OWN[name], _seconds(value) if name == "--timeout" else value)
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(_usage_error(f"argument {name}: {exc}")) from None
+        i += 1
+    return rest
+
+
+def _usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: a positive, finite number of seconds (``nan`` meant no limit, ``-5`` a kill at once)."""
     try:
@@ -455,7 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import argcomplete
 
         argcomplete.autocomplete(parser)
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    if args.command == "run":
+        _split_run(parser, raw, args)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # here, so that a full disk is this one-line error, not a message at exit

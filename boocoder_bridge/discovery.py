@@ -59,8 +59,11 @@ class HostClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(cls, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[HostClient]:
-        """A client with a connection pool of its own (for a long-lived stream, outside any discovery)."""
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+        """A client with a connection pool of its own (for a long-lived stream or a probe, outside discovery)."""
+        # Only an https host needs the CA bundle: loading it costs 0.5-1.4 s of CPU here, which a probe of a
+        # plain-http LAN host before each dispatch must not pay (redirects never leave the host's origin).
+        verify_tls = provider.base_url.startswith("https:")
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=verify_tls) as http:
             yield cls(http, provider, env)
 
     @contextlib.asynccontextmanager
@@ -75,6 +78,14 @@ class HostClient:
                 response = await stack.enter_async_context(self.http.stream(
                     "GET", self.provider.base_url + path, headers=headers, timeout=timeout))
             yield response.status_code, _decoded(response, path)
+
+    async def status(self, path: str) -> int:
+        """The HTTP status of ``GET path``, within the provider's ``probe_timeout_s``, reading no body (a cheap
+        check that the host is there; see :meth:`ProviderKind.probe`)."""
+        timeout = self.provider.probe_timeout_s
+        async with asyncio.timeout(timeout), self.http.stream(
+                "GET", self.provider.base_url + path, headers=self.headers, timeout=timeout) as response:
+            return response.status_code
 
     async def get_json(self, path: str) -> Any:
         url = httpx.URL(self.provider.base_url + path)
@@ -252,6 +263,20 @@ def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer from {provider.base_url} within {provider.timeout_s:g} s"
     return f"{exc.__class__.__name__} talking to {provider.base_url}"
+
+
+def probe_failure(exc: BaseException, provider: Provider) -> tuple[str, str] | None:
+    """What a failed probe says about a host, as ``(how, one line)``: ``refused`` (nothing listens, or no route
+    to it), ``silent`` (no answer within ``probe_timeout_s``), ``dropped`` (the connection cut mid-answer).
+    None: not a transport failure (a plugin's bug is no sign that the host went away)."""
+    within = f"within {provider.probe_timeout_s:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        return "refused", _transport_reason(exc, provider)
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return "silent", f"no answer from {provider.base_url} {within}"
+    if isinstance(exc, httpx.TransportError):
+        return "dropped", f"{provider.base_url} dropped the connection ({exc.__class__.__name__})"
+    return None
 
 
 def _errno(exc: BaseException) -> int | None:

@@ -14,6 +14,7 @@ error the same way, in one place::
         │   └── Refused .................... exit 5  HTTP 400  a plugin stopped arena_match/before_dispatch
         ├── OpencodeNotFoundError .......... exit 6  HTTP 400  no opencode binary
         ├── ServeError ..................... exit 7  HTTP 500  `serve` cannot bind its address (in use, not here)
+        ├── HostLostError .................. exit 75 HTTP 502  the host went away while opencode ran; stopped
         └── OpencodeTimeoutError ........... exit 124 HTTP 400 opencode ran past --timeout and was stopped
 """
 
@@ -101,3 +102,12 @@ class OpencodeTimeoutError(BridgeError):
     """opencode did not finish within ``--timeout`` and was stopped (exit 124, like timeout(1))."""
 
     exit_code = 124
+
+
+class HostLostError(BridgeError):
+    """A provider's host went away (refused, or silent twice in a row) while opencode ran a task on it, so the
+    bridge stopped opencode's whole process group instead of letting it retry without end. Exit 75 (sysexits'
+    EX_TEMPFAIL: try again once the host is back); 3 stays "refused before opencode started"."""
+
+    exit_code = 75
+    http_status = 502

@@ -69,7 +69,10 @@ def arena_match(match: ArenaMatch) -> None:
 
 @hookspec
 def before_dispatch(route: Route, argv: list[str], env: dict[str, str]) -> None:
-    """Called before opencode is started for ``route``. Append to ``argv`` or set ``env``; refuse by raising
-    Refused. ``env`` holds only what the bridge adds to the host's environment; never put a secret's value in it
-    when opencode can read ``{env:NAME}`` instead.
+    """Called before opencode is started for ``route``, once its host answered. ``argv`` is opencode's command
+    line *without* the prompt (``opencode run -m P/M [caller's options]``, or ``opencode acp``): append opencode
+    options to it (``--agent``, ``--print-logs``); the bridge adds ``--`` and the prompt after every plugin ran,
+    so no option can become prompt text and no prompt text an option. Set ``env`` to add environment variables;
+    refuse by raising Refused. ``env`` holds only what the bridge adds to the host's environment; never put a
+    secret's value in it when opencode can read ``{env:NAME}`` instead.
     """

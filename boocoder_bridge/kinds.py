@@ -49,6 +49,13 @@ class ProviderKind:
         """Models and the count of entries skipped; raise :class:`boocoder_bridge.HostError` for a bad answer."""
         return parse_model_list(await client.get_json("/v1/models"), notes=client.notes)
 
+    async def probe(self, client: HostClient) -> None:
+        """Whether the host is there *now*, cheaply: a GET that never loads a model, answered even while the host
+        evaluates a long prompt. Any HTTP answer (even 401 or 404) proves it; raise or let a transport error or
+        ``TimeoutError`` through for a host that is not. The default asks ``/v1/models``, which every
+        OpenAI-compatible server answers from its config; a kind with a cheaper endpoint overrides this."""
+        await client.status("/v1/models")
+
     def watch(self, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[list[ModelState]]:
         """The host's push channel, for ``serve``: yield the whole model list each time the host reports a
         change, until the connection ends. A kind without one leaves this alone and is only polled. Raise

@@ -34,6 +34,7 @@ from .settings import (
     LEGACY_URL_ENV,
     MAX_REGISTRY_BYTES,
     MAX_REGISTRY_DEPTH,
+    PROBE_TIMEOUT_S,
     REGISTRY_ENV,
     environ,
 )
@@ -72,6 +73,7 @@ class Provider(BaseModel):
     timeout_s: float = Field(default=2.0, gt=0, le=600)
     refresh_s: float = Field(default=15.0, ge=1, le=86400)  # `serve` re-discovers this often (with jitter)
     request_timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    probe_timeout_s: float = Field(default=PROBE_TIMEOUT_S, ge=0, le=60)  # probe.py; 0: never probed
     bare_ids: tuple[str, ...] = ()
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
@@ -212,6 +214,7 @@ class _ProviderShape(_Gate):
     timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
     refresh_s: Annotated[float, Field(ge=1, le=86400)] | None = None
     request_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    probe_timeout_s: Annotated[float, Field(ge=0, le=60)] | None = None
     bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique)] | None = None
     models: dict[_TEXT_512, _ModelShape] | None = None
 

@@ -31,6 +31,12 @@ CACHE_CHECK_INTERVAL_S = 0.5  # how often a long-lived Bridge looks whether anot
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ENTRY_POINT_GROUP = "boocoder_bridge"
+
+# --- a host that goes away during a task (probe.py; README "When a host goes away") -----------------------
+PROBE_TIMEOUT_S = 1.0  # a provider's probe_timeout_s default: a LAN host answers its cheap GET within 1 ms
+WATCH_INTERVAL_S = 1.0  # while opencode runs, the host is probed this often
+WATCH_MISSES = 2  # probes in a row left unanswered before the host counts as gone (one refusal is enough)
+STOP_GRACE_S = 2.0  # opencode's process group gets SIGTERM, then SIGKILL after this long
 APP_DIR_NAME = "boocoder-bridge"
 
 # --- what one host may cost (README "Reliability"); every limit is reported when it cuts ---------------------

@@ -71,6 +71,7 @@ class FakeHost(LoopbackServer):
     props_delay_s: float = 0.0
     props_peak: int = 0  # most /props requests in flight at once
     chat_fault: str | None = None  # silent: chat requests are read and never answered
+    chat_delay_s: float = 0.0  # slow: each chat answer waits this long (GETs such as /health still answer)
     n_ctx: int | None = None  # chat: refuse prompt (JSON chars / 4) + max_tokens > n_ctx as llama.cpp does
     requests: list[Recorded] = field(default_factory=list)
     events: bool = False  # serve llama-swap's GET /api/events (v250); else 404 as older releases
@@ -255,6 +256,8 @@ def _handler(host: FakeHost) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": "not found"})
             if host.chat_fault == "silent":
                 host._stop.wait(120)
+                return None
+            if host.chat_delay_s and host._stop.wait(host.chat_delay_s):
                 return None
             model = body.get("model", "?")
             prompt_tokens = len(json.dumps([body.get("messages"), body.get("tools")])) // 4

@@ -151,8 +151,12 @@ def test_plugins_choose_and_supply(fleet, fake_opencode) -> None:
     assert bridge.context_window("sam/small") == 4096  # the resolver did not know it
     assert bridge.context_window("sam/coder") == 65536  # the host's own answer wins over plugins
     assert bridge.context_window("emb/same") is None
-    dispatch = bridge.dispatch("coder", ["hi"], opencode=fake_opencode)
-    assert dispatch.argv[-1] == "--print-logs" and dispatch.env["FLEET_ROUTE"] == "sam/coder"
+    dispatch = bridge.dispatch("coder", ["hi"], opencode=fake_opencode, options=["--format", "json"])
+    # What a plugin appends is an opencode option, before "--"; the prompt stays the message after it.
+    assert dispatch.argv == [fake_opencode, "run", "-m", "sam/coder", "--format", "json", "--print-logs", "--", "hi"]
+    assert dispatch.env["FLEET_ROUTE"] == "sam/coder"
+    acp = bridge.dispatch("coder", mode="acp", opencode=fake_opencode)
+    assert acp.argv == [fake_opencode, "acp", "--print-logs"]  # no "--" and no prompt in ACP mode
 
 
 class Broken:
@@ -227,7 +231,7 @@ def test_fewer_arguments_and_wrappers_go_through_pluggy(fleet, fake_opencode) ->
     assert bridge.task_model("title", "emb/same").id == "sam/small"
     assert bridge.task_model("summary", "sam/coder").id == "emb/same"  # the wrapper's answer, a model ID
     assert bridge.task_model("other", "sam/coder").id == "sam/coder"  # the wrapper kept the default's answer
-    assert bridge.dispatch("coder", ["hi"], opencode=fake_opencode).argv[-1] == "--fewer"
+    assert bridge.dispatch("coder", ["hi"], opencode=fake_opencode).argv[-3:] == ["--fewer", "--", "hi"]
     assert bridge.warnings == []
 
 

@@ -26,7 +26,7 @@ spots = st.sampled_from([
     ("providers", 0, "base_url"), ("providers", 0, "sidecar_url"), ("providers", 0, "label"),
     ("providers", 0, "api_key_env"), ("providers", 0, "enabled_if_env"), ("providers", 0, "discover"),
     ("providers", 0, "timeout_s"), ("providers", 0, "refresh_s"), ("providers", 0, "request_timeout_s"),
-    ("providers", 0, "bare_ids"), ("providers", 0, "models"),
+    ("providers", 0, "probe_timeout_s"), ("providers", 0, "bare_ids"), ("providers", 0, "models"),
     ("providers", 0, "token")])
 
 

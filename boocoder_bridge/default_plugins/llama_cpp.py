@@ -82,6 +82,11 @@ class LlamaCppKind(ProviderKind):
                 pass
         return [capped(m, trained.get(m.id)) for m in models], skipped
 
+    async def probe(self, client: HostClient) -> None:
+        """``GET /health``: llama-server's HTTP threads answer it within a millisecond while the inference thread
+        evaluates a long prompt (503 while a model loads: still an answer, so the host is there)."""
+        await client.status("/health")
+
 
 LLAMA_CPP = LlamaCppKind()
 

@@ -122,6 +122,11 @@ class LlamaSwapKind(ProviderKind):
         models, skipped = parse_models(await client.get_json("/v1/models"), client.notes)
         return await live_context(client, models), skipped
 
+    async def probe(self, client: HostClient) -> None:
+        """``GET /health`` (``OK``, no key needed): llama-swap answers it from its own HTTP server while any model
+        loads or evaluates, and it never starts a model (``/upstream/...`` and ``/props?model=`` would)."""
+        await client.status("/health")
+
     async def watch(self, provider: Provider, env: Mapping[str, str]) -> AsyncIterator[list[ModelState]]:
         """``GET /api/events`` (current releases): a ``modelStatus`` message on connect and on every change.
 
