@@ -210,9 +210,17 @@ class Bridge:
         self.sync_opencode_tui()
         return self.favorites.list()
 
-    def list_favorites(self) -> list[str]:
-        """Every stored favorite (visible or not). A read: it never syncs with opencode's TUI, never writes."""
-        return self.favorites.list()
+    def list_favorites(self, note_pending: bool = False) -> list[str]:
+        """Every stored favorite (visible or not). A read: it never syncs with opencode's TUI, never writes.
+        ``note_pending`` adds a warning when the TUI's list changed since the last sync (``favorites list``)."""
+        stored = self.favorites.list()
+        if note_pending and self.tui_sync_enabled:
+            from . import opencode_tui
+
+            if opencode_tui.pending(stored, self.registry.providers, self.state_dir, self.env):
+                self._notes.append("opencode's TUI favorites changed since the last sync; run `boocoder-bridge "
+                                   "favorites sync` to take them in")
+        return stored
 
     def hidden_favorites(self, refresh: bool = False) -> dict[str, str]:
         """The stored favorites not shown now, each with the reason (provider down, model not listed, ...)."""

@@ -187,7 +187,7 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     elif action == "sync":
         _sync_favorites(bridge)
     else:
-        stored = bridge.list_favorites()
+        stored = bridge.list_favorites(note_pending=True)
         hidden = bridge.hidden_favorites() if stored else {}
         if getattr(args, "json", False):
             _print_json({"favorites": stored, "hidden": hidden})

@@ -224,6 +224,23 @@ def _write_model_json(path: Path, data: dict[str, Any]) -> None:
         os.chmod(target, mode)
 
 
+def pending(stored: Sequence[str], fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> bool:
+    """Whether opencode's TUI list changed since the last sync (so a read can say "sync to take it in" without
+    syncing). Reads only; anything unreadable is no news."""
+    path = model_json_path(env)
+    try:
+        data = _read_model_json(path)
+    except _Unreadable:
+        return False
+    if data is None:
+        return False
+    theirs = {i for e in data.get("favorite", []) if (i := _fleet_id(e, fleet)) is not None}
+    kept = _read_base(state_dir / BASE_FILE, str(path.absolute()))
+    if kept is None:
+        return bool(theirs - set(stored))
+    return theirs != {i for i in kept if i.partition("/")[0] in fleet}
+
+
 def sync(favorites: FavoriteStore, fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> SyncResult:
     """Merge the bridge's fleet favorites with the TUI's, then store the result on both sides."""
     try:

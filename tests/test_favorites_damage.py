@@ -165,9 +165,12 @@ def test_reads_never_sync_or_write(cli, registry, starred, model_json, isolated)
     for argv in (["favorites", "list"], ["favorites", "list", "--json"], ["models"], ["models", "--json"]):
         assert cli(*argv).code == 0
         assert {p: p.read_bytes() for p in files} == files, argv
+    listed = cli("favorites", "list")  # the read says a sync is due, and does not do it
+    assert "changed since the last sync; run `boocoder-bridge favorites sync`" in listed.err, listed.err
     synced = cli("favorites", "sync")
     assert synced.out == "removed desk/b (unstarred in opencode's TUI)\nin sync: 2 favorites\n", synced.out
     assert stored(isolated) == ["desk/a", "desk/c"]
+    assert "since the last sync" not in cli("favorites", "list").err
 
 
 @pytest.fixture
