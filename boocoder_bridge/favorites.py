@@ -62,14 +62,18 @@ class Favorites:
         return self._fail(problem, fix)
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
-        """The checked database; None when there is none and ``create`` is false."""
+        """The checked database; None when there is none and ``create`` is false. Opened without SQLite's own
+        create (``mode=rw``): a file deleted just before the open would otherwise come back empty."""
         if not self.path.exists():
             if not create:
                 return None
             self._create()
         try:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=rw", timeout=BUSY_TIMEOUT_S,
+                                 isolation_level=None, uri=True)
         except sqlite3.Error as exc:
+            if not self.path.exists():  # removed meanwhile: as if it had never been there
+                return self._connect(create) if create else None
             raise self._fail(f"cannot open the favorites database ({exc})", WRITABLE) from None
         try:
             self._check_and_migrate(db)
@@ -90,12 +94,12 @@ class Favorites:
             raise self._fail(f"cannot create the favorites database ({os_reason(exc)})", WRITABLE) from None
 
     def _check_and_migrate(self, db: sqlite3.Connection) -> None:
-        keep = KEEP
         try:
-            if self.path.stat().st_size == 0:  # never one of ours (see the module docstring): damage
-                raise self._fail("the favorites database is empty (0 bytes)", keep)
+            empty = self.path.stat().st_size == 0
         except OSError as exc:
-            raise self._fail(f"cannot read the favorites database ({os_reason(exc)})", keep) from None
+            raise self._fail(f"cannot read the favorites database ({os_reason(exc)})", KEEP) from None
+        if empty:  # never one of ours (see the module docstring): damage
+            raise self._fail("the favorites database is empty (0 bytes)", KEEP)
         try:
             # One read transaction: another process creating the file commits either wholly before these
             # reads or wholly after them, never between (where a new file would look like a foreign one).
@@ -108,21 +112,21 @@ class Favorites:
             finally:
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            raise self._sql_fail(exc, f"not a readable favorites database ({exc})", keep) from None
+            raise self._sql_fail(exc, f"not a readable favorites database ({exc})", KEEP) from None
         if not intact:
-            raise self._fail("the favorites database is corrupt", keep)
+            raise self._fail("the favorites database is corrupt", KEEP)
         if app_id == 0 and version == 0 and not tables - {"sqlite_sequence"}:
             self._migrate(db, 0)  # a valid SQLite file with nothing in it (made by hand): nothing to lose
             return
         if app_id != APPLICATION_ID:
-            raise self._fail("not a boocoder-bridge favorites database", keep)
+            raise self._fail("not a boocoder-bridge favorites database", KEEP)
         if version > SCHEMA_VERSION:
             raise self._fail(f"written by a newer boocoder-bridge (schema {version}, this one knows "
                              f"{SCHEMA_VERSION})", "upgrade boocoder-bridge")
         if version < SCHEMA_VERSION:
             self._migrate(db, version)
         if "favorites" not in tables:
-            raise self._fail("the favorites table is missing (wrong schema)", keep)
+            raise self._fail("the favorites table is missing (wrong schema)", KEEP)
 
     def _migrate(self, db: sqlite3.Connection, version: int) -> None:
         try:
