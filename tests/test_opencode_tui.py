@@ -54,6 +54,7 @@ def tui_favorites(path: Path) -> list[dict[str, str]]:
     (["x", "y"], ["x", "y"], ["y"], ["y"]),  # removed in the TUI
     (["x", "y"], ["y", "p"], ["x", "q"], ["p", "q"]),  # both changed: every change kept
     (["x"], [], [], []),  # removed on both sides
+    (None, [], ["c", "b", "a"], ["a", "b", "c"]),  # restored from the TUI (newest first): oldest first again
 ])
 def test_three_way_merge(base, ours, theirs, merged) -> None:
     assert merge(base, ours, theirs) == merged
