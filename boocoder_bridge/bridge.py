@@ -161,17 +161,18 @@ class Bridge:
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)
 
+    def _reports_for_check(self, ask_hosts: bool) -> dict[str, ProviderReport]:
+        if ask_hosts:
+            return self.known_reports()
+        return {pid: self.hosts.last_known(self.registry.providers[pid], report)
+                for pid, report in self.cached_reports().items()}
+
     def check_model(self, model_id: str, ask_hosts: bool = True) -> idcheck.Verdict | None:
         """Whether ``model_id`` names a model its host lists (the rule is in idcheck.py); None: listed, or
         nobody can tell because the provider never answered. ``ask_hosts=False`` judges by the cache alone."""
         from . import idcheck
 
-        if ask_hosts:
-            reports = self.known_reports()
-        else:
-            reports = {pid: self.hosts.last_known(self.registry.providers[pid], report)
-                       for pid, report in self.cached_reports().items()}
-        return idcheck.check(self.registry, reports, model_id)
+        return idcheck.check(self.registry, self._reports_for_check(ask_hosts), model_id)
 
     def context_window(self, model_id: str) -> int | None:
         """The context window the host should budget for, or None when nobody knows (never a guess)."""
@@ -181,7 +182,8 @@ class Bridge:
 
     def sync_opencode_tui(self) -> opencode_tui.SyncResult | None:
         """Merge the favorites with opencode's TUI picker (``model.json``), unless opted out. Never raises: a
-        problem becomes a warning, because the TUI's list is a mirror, not the bridge's own data."""
+        problem becomes a warning, because the TUI's list is a mirror, not the bridge's own data. A damaged
+        favorites database stops it before anything is written (see opencode_tui)."""
         from . import opencode_tui
 
         if not opencode_tui.enabled(self.env):
@@ -194,10 +196,32 @@ class Bridge:
             self._notes.append(result.warning)
         return result
 
-    def list_favorites(self) -> list[str]:
-        """Every stored favorite (visible or not), after taking in the TUI's toggles."""
+    @property
+    def tui_sync_enabled(self) -> bool:
+        """Whether the favorites are mirrored into opencode's TUI (``BOOCODER_BRIDGE_OPENCODE_TUI`` opts out)."""
+        from . import opencode_tui
+
+        return opencode_tui.enabled(self.env)
+
+    def sync_favorites(self) -> list[str]:
+        """The explicit sync step (``favorites sync``, ``serve``'s favorites watch): take in the TUI's toggles,
+        mirror the bridge's stars, return the stored favorites. Raises :class:`StateError` for a damaged
+        database (the bridge's own data); a TUI-side problem is a warning."""
+        self.favorites.read()  # a damaged database is an error here, not a warning of the sync
         self.sync_opencode_tui()
         return self.favorites.list()
+
+    def list_favorites(self, note_pending: bool = False) -> list[str]:
+        """Every stored favorite (visible or not). A read: it never syncs with opencode's TUI, never writes.
+        ``note_pending`` adds a warning when the TUI's list changed since the last sync (``favorites list``)."""
+        stored = self.favorites.list()
+        if note_pending and self.tui_sync_enabled:
+            from . import opencode_tui
+
+            if opencode_tui.pending(stored, self.registry.providers, self.state_dir, self.env):
+                self._notes.append("opencode's TUI favorites changed since the last sync; run `boocoder-bridge "
+                                   "favorites sync` to take them in")
+        return stored
 
     def hidden_favorites(self, refresh: bool = False) -> dict[str, str]:
         """The stored favorites not shown now, each with the reason (provider down, model not listed, ...)."""
@@ -208,24 +232,29 @@ class Bridge:
         return {f: reason for f, reason in found.items() if reason is not None}
 
     def add_favorite(self, model_id: str) -> tuple[str, bool]:
-        """Store a favorite and mirror it; returns its composite form and whether it was new."""
+        """Store a favorite (as its host spells the model, see ids.Spellings) and mirror it; returns its stored
+        form and whether it was new."""
+        from . import idcheck
+
         self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them
-        verdict = self.check_model(model_id, ask_hosts=False)  # storing a favorite never waits on a host
+        reports = self._reports_for_check(ask_hosts=False)  # storing a favorite never waits on a host
+        verdict = idcheck.check(self.registry, reports, model_id)
         if verdict is not None and verdict.provider_typo:  # storing `default/typo/x` would help nobody
             raise ModelIdError(verdict.message())
-        composite, added = self.favorites.store(model_id)
+        composite, added = self.favorites.store(idcheck.spelled(self.registry, reports, model_id))
         if verdict is not None:
             self._notes.append(f"{composite} stored, but {verdict.message()} (it stays hidden until listed)")
         self.sync_opencode_tui()
         return composite, added
 
     def remove_favorite(self, model_id: str) -> tuple[str, bool]:
-        """Forget a favorite on both sides; returns its composite form and whether it was stored."""
+        """Forget a favorite on both sides, as it was stored (see Favorites.forget); returns the ID forgotten
+        and whether it was stored."""
         self.sync_opencode_tui()
-        composite = self.canonical_id(model_id)
-        removed = self.favorites.remove(composite)
-        self.sync_opencode_tui()
-        return composite, removed
+        forgotten, removed = self.favorites.forget(model_id)
+        if removed:
+            self.sync_opencode_tui()
+        return forgotten, removed
 
     # --- catalog and opencode config --------------------------------------------------------------
 
@@ -251,9 +280,8 @@ class Bridge:
         return memo[1]
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
-        """The opencode config and the providers whose models are stale (last known, not live). Mirrors the
-        favorites into opencode's TUI too, since this config is what that TUI will show."""
-        self.sync_opencode_tui()
+        """The opencode config and the providers whose models are stale (last known, not live). A read: the
+        steps that start opencode (``generate``, dispatch) sync its TUI's favorites themselves."""
         reports, stale = self.hosts.for_config(offline)
         entries = []
         with bulk():
@@ -298,6 +326,7 @@ class Bridge:
                 raise ModelIdError(verdict.message())
 
     def _fleet_config(self) -> tuple[dict[str, Any], Path]:
+        self.sync_opencode_tui()  # opencode is about to start: its TUI shows the fleet's current stars
         config, _ = self.opencode_config()
         path = self.state_dir / OPENCODE_CONFIG_FILE
         write_config(path, config)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from .bulk import FieldsSetPool, bulk
 from .errors import StateError
-from .files import ReadRefused, atomic_write, read_capped
+from .files import DISK_FULL_TEXT, ReadRefused, atomic_write, read_capped
 from .hostdata import ProviderReport
 from .registry import Provider
 from .settings import CACHE_FILE, MAX_CACHE_BYTES, STATE_DIR_ENV
@@ -52,6 +52,7 @@ class DiscoveryCache:
         self.problem: str | None = None
         self.generation = 0  # bumps whenever the data changes, so users of it know to rebuild
         self._lock = threading.RLock()  # the HTTP server calls in from worker threads
+        self._write_failed = False
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -108,11 +109,14 @@ class DiscoveryCache:
         entry = self.entry(provider)
         return entry.good if entry else None
 
-    def store(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> None:
+    def store(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> str | None:
+        """Keep the answers. Returns the one-line problem when this write failed and the one before did not (so a
+        long-lived process logs each outage once); the problem stays in :attr:`problem` meanwhile."""
         with self._lock:
-            self._store_locked(providers, reports)
+            return self._store_locked(providers, reports)
 
-    def _store_locked(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]) -> None:
+    def _store_locked(self, providers: Mapping[str, Provider], reports: Mapping[str, ProviderReport]
+                      ) -> str | None:
         data = self._load()
         for pid, report in reports.items():
             if report.status == "disabled":
@@ -122,9 +126,15 @@ class DiscoveryCache:
             data.providers[pid] = CacheEntry(base_url=providers[pid].base_url, latest=report, last_good=kept)
         data.version = CACHE_VERSION
         self.generation += 1  # the answers are used even if they cannot be kept
+        failing = self._write_failed
         try:
             atomic_write(self.path, data.model_dump_json(exclude_none=True))
             self._stamp = self._file_stamp()
+            self._write_failed = False
+            return None
         except StateError as exc:  # derived data: the commands still work, they only ask again next time
-            self.problem = f"{exc}; the answers are not kept (make the state dir writable: --state-dir or " \
-                           f"{STATE_DIR_ENV})"
+            fix = "" if DISK_FULL_TEXT in str(exc) else \
+                f" (make the state dir writable: --state-dir or {STATE_DIR_ENV})"
+            self.problem = f"{exc}; the answers are not kept{fix}"
+            self._write_failed = True
+            return None if failing else self.problem

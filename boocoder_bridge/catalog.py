@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .bulk import FieldsSetPool
 from .hostdata import AVAILABLE, HostModel, ProviderReport, Status
+from .ids import Spellings, exact_spelling
 from .registry import Registry
 from .routing import Resolver
 
@@ -109,8 +110,31 @@ def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], res
             by_id[composite] = entry
         groups.append(CatalogGroup(id=pid, label=provider.display_name, kind=provider.kind,
                                    status=report.status, error=report.error, models=entries))
-    visible = [by_id[f] for f in favorite_ids if f in by_id]
+    missing = [f for f in favorite_ids if f not in by_id]
+    if missing:  # stored in another Unicode form than the host lists now (ids.Spellings): the same model
+        favorite_ids = _as_listed(favorite_ids, missing, groups, by_id)
+    visible = [by_id[f] for f in dict.fromkeys(favorite_ids) if f in by_id]
     return Catalog(favorites=visible, providers=groups)
+
+
+def _as_listed(favorite_ids: list[str], missing: list[str], groups: list[CatalogGroup],
+               by_id: dict[str, CatalogModel]) -> list[str]:
+    """``favorite_ids`` with each one not listed as stored renamed to the one listed entry in another Unicode
+    form of it, which is then marked a favorite (rare: only on a miss)."""
+    spellings = {g.id: Spellings(m.model for m in g.models) for g in groups}
+    renamed: dict[str, str] = {}
+    for favorite in missing:
+        pid, _, model = favorite.partition("/")
+        found = spellings[pid].exact(model) if pid in spellings else None
+        if found is None:
+            continue
+        renamed[favorite] = composite = f"{pid}/{found}"
+        entry = by_id[composite]
+        if not entry.favorite:
+            group = next(g for g in groups if g.id == pid)
+            starred = by_id[composite] = entry.model_copy(update={"favorite": True})
+            group.models[group.models.index(entry)] = starred
+    return [renamed.get(f, f) for f in favorite_ids]
 
 
 def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str, env: Mapping[str, str]
@@ -125,7 +149,8 @@ def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favori
         return provider.disabled_reason() if provider.enabled_if_env else f"provider {provider_id} is disabled"
     if not report.available:
         return f"provider {provider_id} is {report.status}" + (f": {report.error}" if report.error else "")
-    host_model = next((m for m in report.models if m.id == model), None)
+    name = exact_spelling(model, [m.id for m in report.models])  # the same rule as build_catalog
+    host_model = next((m for m in report.models if m.id == name), None)
     if host_model is None:
         return f"{provider_id} does not list {model} now"
     if host_model.type == "alias":

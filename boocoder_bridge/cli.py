@@ -150,6 +150,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .opencode import render_pieces, window_notes, write_config
 
     bridge = _bridge(args)
+    bridge.sync_opencode_tui()  # opencode is about to be started with this config: its TUI shows the fleet's stars
     config, stale = bridge.opencode_config(offline=args.offline)
     if args.out:
         out = Path(args.out)
@@ -184,8 +185,10 @@ def cmd_favorites(args: argparse.Namespace) -> int:
     elif action == "remove":
         composite, removed = bridge.remove_favorite(args.id)
         print(f"removed {composite}" if removed else f"{composite} was not a favorite")
+    elif action == "sync":
+        _sync_favorites(bridge)
     else:
-        stored = bridge.list_favorites()
+        stored = bridge.list_favorites(note_pending=True)
         hidden = bridge.hidden_favorites() if stored else {}
         if getattr(args, "json", False):
             _print_json({"favorites": stored, "hidden": hidden})
@@ -206,6 +209,22 @@ def _stop_on_hangup() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
+
+
+def _sync_favorites(bridge: Bridge) -> None:
+    """``favorites sync``: the explicit TUI sync step; says what came in and went out."""
+    before = bridge.list_favorites()
+    after = bridge.sync_favorites()
+    if not bridge.tui_sync_enabled:
+        print("opencode's TUI sync is turned off (BOOCODER_BRIDGE_OPENCODE_TUI); nothing to do")
+        return
+    added = [f for f in after if f not in before]
+    removed = [f for f in before if f not in after]
+    for model_id in added:
+        print(f"took in {model_id} (starred in opencode's TUI)")
+    for model_id in removed:
+        print(f"removed {model_id} (unstarred in opencode's TUI)")
+    print(f"in sync: {_plural(len(after), 'favorite')}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -410,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_id(actions.add_parser("add", help="store a favorite (its composite form)",
                                 description="store a favorite (its composite form)"))
     model_id(actions.add_parser("remove", help="forget a favorite", description="forget a favorite"))
+    sync_help = "merge the favorites with opencode's TUI list (model.json) now; reads never do it"
+    actions.add_parser("sync", help=sync_help, description=sync_help)
     serve = add("serve", cmd_serve, "HTTP API and model picker for the web front ends (needs the [server] extra)")
     serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s; any other "
                                                             "address needs $BOOCODER_BRIDGE_TOKEN)")

@@ -15,17 +15,30 @@ Why its own module: the write policy is one rule that the cache, the generated o
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import StateError
 
 LEFTOVER_AGE_S = 3600.0  # a temp file this old is a leftover even if its PID is alive again (reused)
+
+
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+DISK_FULL_TEXT = "the disk is full"
+
+
+def os_reason(exc: OSError) -> str:
+    """The system's reason in words a user acts on: a full disk says so (its errno text, "No space left on
+    device", was read as "check the state dir is writable")."""
+    if exc.errno in DISK_FULL:
+        return f"{DISK_FULL_TEXT} (free some space, then try again)"
+    return exc.strerror or str(exc) or exc.__class__.__name__
 
 
 class ReadRefused(ValueError):
@@ -58,10 +71,34 @@ def atomic_write(path: str | os.PathLike[str], content: str | bytes | Iterable[b
             raise IsADirectoryError(0, f"it is {kind}")
         _replace(target, pieces, None if info is None else stat.S_IMODE(info.st_mode))
     except OSError as exc:
-        reason = exc.strerror or str(exc) or exc.__class__.__name__
+        reason = os_reason(exc)
         raise StateError(f"cannot write {Path(path)}: {reason}"
                          + (f" (writing {target})" if target != Path(path).absolute() else "")) from None
     return target
+
+
+def create_new(path: Path, fill: Callable[[Path], None]) -> bool:
+    """Make ``path`` appear whole or not at all, never replacing a file: ``fill`` builds it under a temp name
+    beside it, which is then linked into place. Returns False when another process made ``path`` meanwhile
+    (its file is kept). Why: a file that is still empty while it is being made (SQLite creates one on open)
+    cannot be told from one a crash or a sync tool truncated, and only the second is damage."""
+    ensure_dir(path.parent)
+    _remove_leftovers(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))  # umask
+    try:
+        fill(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: a rename, which only a racing creator can lose to
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def holds(path: str | os.PathLike[str], pieces: Iterable[bytes]) -> bool:

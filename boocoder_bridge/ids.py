@@ -3,11 +3,19 @@
 The model part is whatever the host calls the model, so it may itself hold ``/`` and ``:``
 (``sam-desktop/unsloth/Qwen3:Q4_K_M``). Which strings are legacy bare IDs depends on the registry,
 so that decision lives in :meth:`boocoder_bridge.registry.Registry.parse_model_id`.
+
+Names as people type them: ``café`` may come composed (NFC, one code point for é) or decomposed (NFD, e then a
+combining accent, as macOS file names are). They look the same and compare different. The one rule, used
+wherever an ID is compared (favorites, the typo check, the catalog, the resolver): a name that is not listed as
+typed stands for the listed name that differs from it only in Unicode normalization, when exactly one does
+(:class:`Spellings`); with several, nothing is guessed and the message says the forms differ.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from .errors import ModelIdError
@@ -81,3 +89,42 @@ def split_composite(text: str) -> tuple[str, str]:
     if not rest:
         raise ModelIdError(f"model ID {text!r} has no model part; give provider/model")
     return head, rest
+
+
+def same_letters(text: str) -> str:
+    """The form two names are compared in when they differ as typed (NFC)."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+class Spellings:
+    """The names one place lists (a host's models, the stored favorites), looked up by the rule above. The
+    index by normalized form is built on the first miss only: a name listed as typed costs one lookup."""
+
+    def __init__(self, listed: Iterable[str]) -> None:
+        self._listed: Collection[str] = listed if isinstance(listed, (set, frozenset, dict)) else set(listed)
+        self._index: dict[str, list[str]] | None = None
+
+    def forms(self, name: str) -> list[str]:
+        """The listed names that differ from ``name`` only in Unicode normalization (``name`` itself not)."""
+        if self._index is None:
+            self._index = {}
+            for listed in self._listed:
+                self._index.setdefault(same_letters(listed), []).append(listed)
+        return [n for n in self._index.get(same_letters(name), ()) if n != name]
+
+    def exact(self, name: str) -> str | None:
+        """``name`` when listed; else the one listed name in another normalization form; else None."""
+        if name in self._listed:
+            return name
+        forms = self.forms(name)
+        return forms[0] if len(forms) == 1 else None
+
+
+def exact_spelling(name: str, listed: Iterable[str]) -> str | None:
+    """:meth:`Spellings.exact` for one lookup."""
+    return Spellings(listed).exact(name)
+
+
+def show_form(text: str) -> str:
+    """A name with its non-ASCII code points escaped, so two forms that look alike are told apart."""
+    return ascii(text)

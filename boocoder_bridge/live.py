@@ -199,7 +199,7 @@ class LiveCatalog:
         are serialised, so one that started before the write can never be applied after one that started later.
         """
         async with self._favorites_read:
-            favorites = await asyncio.to_thread(self.bridge.list_favorites)  # also takes in opencode's TUI stars
+            favorites = await asyncio.to_thread(self.bridge.sync_favorites)  # the TUI sync step of serve
             if favorites != self.favorites:
                 self.favorites = favorites
                 self._rebuild()
@@ -235,10 +235,9 @@ class LiveCatalog:
 
     async def _store(self, provider: Provider, report: ProviderReport) -> None:
         """Share the answer with other processes (the CLI, ``generate --offline``) through the cache file."""
-        try:
-            await asyncio.to_thread(self.bridge.cache.store, {provider.id: provider}, {provider.id: report})
-        except BridgeError as exc:  # a read-only state dir: the live catalog still works
-            log.warning("%s", exc)
+        problem = await asyncio.to_thread(self.bridge.cache.store, {provider.id: provider}, {provider.id: report})
+        if problem:  # a read-only state dir or a full disk: the live catalog still works; said once per outage
+            log.warning("%s", problem)
 
     def _set_report(self, pid: str, report: ProviderReport) -> None:
         old = self.reports[pid]

@@ -10,6 +10,18 @@ back exactly as read. Who changed what is decided by a three-way merge against t
 time (kept in the bridge's state dir, per model.json path): a star added or removed on either side survives,
 and when both sides changed, both changes are kept. A model.json that cannot be read is left alone.
 
+A side that is not there is unknown, never empty: a missing favorites database (moved away, the state dir
+removed) or a missing model.json makes the merge a union, so the stars come back from the other side instead
+of being removed from it. A database that cannot be read stops the sync before anything is written.
+
+Order: opencode puts a new star first, so its list runs newest first while the bridge's runs oldest first.
+Stars taken in from the TUI are stored oldest first, and stars mirrored into it go first newest first, so a
+list restored from either side keeps its order.
+
+When it runs: an explicit step, never a side effect of a read. ``favorites add``/``remove`` (and PUT/DELETE)
+sync around their write, ``favorites sync`` on demand, ``generate``/``run``/``arena`` before opencode starts,
+and ``serve`` at start and whenever the database or model.json changes (its favorites watch).
+
 Limit: a TUI that is running when the bridge mirrors a change still holds the old list, and its next toggle
 rewrites the file without that change; the merge then sees it as removed in the TUI.
 """
@@ -41,7 +53,7 @@ _OFF = {"0", "off", "false", "no"}
 class FavoriteStore(Protocol):
     """What the merge needs of :class:`boocoder_bridge.favorites.Favorites`."""
 
-    def list(self) -> list[str]: ...
+    def read(self) -> list[str] | None: ...
     def add(self, model_id: str) -> str: ...
     def remove(self, model_id: str) -> bool: ...
 
@@ -71,13 +83,15 @@ def merge(base: Sequence[str] | None, ours: Sequence[str], theirs: Sequence[str]
     """Three-way merge of two favorite lists. Without a base (first sync) it is the union: nothing is lost.
 
     An ID stays when both sides have it, or when one side has it and the base did not (added there). An ID in
-    the base that one side dropped is gone (removed there). Order: ours, then what only theirs added.
+    the base that one side dropped is gone (removed there). Order: ours (oldest first), then what only theirs
+    added, oldest first (``theirs`` is opencode's list, newest first).
     """
+    both = list(dict.fromkeys([*ours, *reversed(theirs)]))
     if base is None:
-        return list(dict.fromkeys([*ours, *theirs]))
+        return both
     was, mine, other = set(base), set(ours), set(theirs)
     keep = (mine & other) | (mine - was) | (other - was)
-    return [i for i in dict.fromkeys([*ours, *theirs]) if i in keep]
+    return [i for i in both if i in keep]
 
 
 def _fleet_id(entry: Any, fleet: Collection[str]) -> str | None:
@@ -210,6 +224,23 @@ def _write_model_json(path: Path, data: dict[str, Any]) -> None:
         os.chmod(target, mode)
 
 
+def pending(stored: Sequence[str], fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> bool:
+    """Whether opencode's TUI list changed since the last sync (so a read can say "sync to take it in" without
+    syncing). Reads only; anything unreadable is no news."""
+    path = model_json_path(env)
+    try:
+        data = _read_model_json(path)
+    except _Unreadable:
+        return False
+    if data is None:
+        return False
+    theirs = {i for e in data.get("favorite", []) if (i := _fleet_id(e, fleet)) is not None}
+    kept = _read_base(state_dir / BASE_FILE, str(path.absolute()))
+    if kept is None:
+        return bool(theirs - set(stored))
+    return theirs != {i for i in kept if i.partition("/")[0] in fleet}
+
+
 def sync(favorites: FavoriteStore, fleet: Collection[str], state_dir: Path, env: Mapping[str, str]) -> SyncResult:
     """Merge the bridge's fleet favorites with the TUI's, then store the result on both sides."""
     try:
@@ -227,13 +258,16 @@ def _sync_locked(favorites: FavoriteStore, fleet: Collection[str], state_dir: Pa
         return SyncResult(warning=f"{path}: {exc}; left it as it is (opencode's TUI favorites not synced)")
     listed: list[Any] = list(data.get("favorite", [])) if data is not None else []
     theirs = list(dict.fromkeys(i for e in listed if (i := _fleet_id(e, fleet)) is not None))
-    ours = [i for i in favorites.list() if i.partition("/")[0] in fleet]
+    stored = favorites.read()  # raises for a damaged database: nothing below runs, nothing is written
+    ours = [i for i in stored or () if i.partition("/")[0] in fleet]
     base_path, key = state_dir / BASE_FILE, str(path.absolute())
     # The mirror holds every registry's fleet used with this state dir; a sync reads and replaces only the
     # part of this fleet (another registry's sync once emptied it, and a TUI unstar then came back).
     kept = _read_base(base_path, key)
     others = [i for i in kept or () if i.partition("/")[0] not in fleet]
-    merged = merge(None if kept is None else [i for i in kept if i.partition("/")[0] in fleet], ours, theirs)
+    # A side that is not there is unknown, not empty (module docstring): without a base, nothing is removed.
+    known = kept is not None and stored is not None and data is not None
+    merged = merge([i for i in kept or () if i.partition("/")[0] in fleet] if known else None, ours, theirs)
     result = SyncResult(favorites=merged)
     for model_id in merged:
         if model_id not in ours:
@@ -244,7 +278,7 @@ def _sync_locked(favorites: FavoriteStore, fleet: Collection[str], state_dir: Pa
             favorites.remove(model_id)
             result.removed_from_bridge.append(model_id)
     keep = set(merged)
-    new = [_entry(i) for i in merged if i not in theirs]  # new stars go first, as a TUI toggle puts them
+    new = [_entry(i) for i in reversed(merged) if i not in theirs]  # first, newest first, as a TUI toggle puts them
     new += [e for e in listed if (i := _fleet_id(e, fleet)) is None or i in keep]
     if new != listed and (data is not None or new):
         out = dict(data) if data is not None else {"recent": [], "favorite": [], "variant": {}}

@@ -319,9 +319,7 @@ def registry_from_env(env: Mapping[str, str] | None = None) -> Registry:
             f"no registry given and {LEGACY_URL_ENV} is not set",
             f"pass --registry FILE, set {REGISTRY_ENV}, or set {LEGACY_URL_ENV}",
         )
-    url = url.rstrip("/")
-    if url.endswith("/v1"):
-        url = url[: -len("/v1")]
+    url = _legacy_server_url(url)
     data: dict[str, Any] = {
         "default_provider": "local",
         "providers": {"local": {"kind": "llama-swap", "base_url": url, "label": "llama-swap"}},
@@ -329,6 +327,30 @@ def registry_from_env(env: Mapping[str, str] | None = None) -> Registry:
     if env.get(LEGACY_DEEPSEEK_KEY_ENV):
         data["providers"]["deepseek"] = DEEPSEEK_PROVIDER
     return registry_from_data(data, f"<environment {LEGACY_URL_ENV}>")
+
+
+# What people paste into LLAMA_SWAP_URL besides the server: its OpenAI base, or an endpoint under it.
+_LEGACY_API_TAILS = ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1")
+
+
+def _legacy_server_url(url: str) -> str:
+    """The server's address from ``LLAMA_SWAP_URL``: ``http://h/v1`` and ``http://h/v1/models`` both mean
+    ``http://h`` (the bridge adds ``/v1/models``; kept, it asked ``/v1/models/v1/models``). Any other API path
+    under ``/v1/``, a query or a fragment is refused with the fix (naming the path only: the URL may hold a
+    password)."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if not (parts.query or parts.fragment):
+        for tail in _LEGACY_API_TAILS:
+            if path.endswith(tail):
+                return url[: len(url) - len(parts.path)] + path[: -len(tail)]
+        if "/v1/" not in path + "/":
+            return url
+    where = path + ("?..." if parts.query else "") + ("#..." if parts.fragment else "")
+    raise RegistryError(f"<environment {LEGACY_URL_ENV}>", "$", f"{LEGACY_URL_ENV} names an API path ({where}), "
+                        "not the server", "set it to the server's address, e.g. http://host:8080 (the bridge adds "
+                        "/v1/models and /v1/chat/completions itself)")
 
 
 DEEPSEEK_PROVIDER: dict[str, Any] = {

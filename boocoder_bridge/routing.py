@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from .bulk import FieldsSetPool, bulk
 from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
+from .ids import Spellings
 from .registry import Provider, Registry
 from .settings import environ
 
@@ -76,6 +77,8 @@ class Resolver:
             self._hosts: dict[tuple[str, str], HostModel] = {
                 (pid, m.id): m for pid, report in reports.items() for m in report.models
             }
+        self._reports = reports
+        self._spellings: dict[str, Spellings] = {}
         self._memo: dict[tuple[str, str], Route] = {}
         self._shared: dict[str, dict[str, Any]] = {}
         self._routes = FieldsSetPool()  # every route is given the same fields: one set for all of them
@@ -98,14 +101,26 @@ class Resolver:
         provider = self.registry.providers[ref.provider]
         if not provider.enabled(self.env):
             raise ProviderUnavailableError(f"{model_id}: {provider.disabled_reason()}")
-        facts = self.facts(provider, ref.model)
-        composite = f"{ref.provider}/{ref.model}" if legacy else model_id  # already composite
+        model = self._spelled(provider, ref.model)
+        facts = self.facts(provider, model)
+        composite = f"{ref.provider}/{model}" if legacy or model != ref.model else model_id  # already composite
         # model_validate, not Route(**...): the same checks at about half the cost (pydantic's __init__ wrapper).
         return self._routes.add(Route.model_validate({
-            **self._provider_fields(provider), "id": composite, "model": ref.model, "legacy": legacy,
+            **self._provider_fields(provider), "id": composite, "model": model, "legacy": legacy,
             "upstream_model": facts.upstream_model, "context_window": facts.context_window,
             "max_output": facts.max_output, "purpose": purpose,
         }))
+
+    def _spelled(self, provider: Provider, model: str) -> str:
+        """The model as the host (or the registry) names it, when only its Unicode form differs (ids.Spellings)."""
+        if model in provider.models or (provider.id, model) in self._hosts:
+            return model
+        spellings = self._spellings.get(provider.id)
+        if spellings is None:
+            report = self._reports.get(provider.id)
+            spellings = self._spellings[provider.id] = Spellings(
+                {*provider.models, *(m.id for m in report.models)} if report else set(provider.models))
+        return spellings.exact(model) or model
 
     def _provider_fields(self, provider: Provider) -> dict[str, Any]:
         """The route fields every model of ``provider`` shares, worked out once per resolver."""

@@ -137,6 +137,10 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if live:
+            try:  # the explicit TUI sync step at start (reads never sync); then on every favorites change
+                await anyio.to_thread.run_sync(bridge.sync_favorites)
+            except BridgeError as exc:  # a damaged database: serve still starts, GET /api/favorites says 503
+                log.warning("%s", exc)
             await catalog.start()
         try:
             yield

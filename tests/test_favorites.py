@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import closing
 
 import pytest
 
@@ -151,9 +152,13 @@ def test_unreadable_database_is_an_error_and_kept(registry, isolated, damage: st
     assert run_process("--registry", str(registry), "models").code == 4
 
 
-def test_migration_from_an_unversioned_empty_file(registry, isolated) -> None:
+def test_a_valid_sqlite_file_with_nothing_in_it_is_adopted(registry, isolated) -> None:
+    """Not to be confused with an empty (0-byte) file, which is damage (test_favorites_damage.py): this one is a
+    whole SQLite database, made by hand, with no table and no row, so taking it over loses nothing."""
     isolated.mkdir(parents=True)
-    sqlite3.connect(isolated / FILE_NAME).close()  # an empty database file
+    with closing(sqlite3.connect(isolated / FILE_NAME, isolation_level=None)) as db:
+        db.execute("VACUUM")  # writes the header: a database of one page, no tables
+    assert (isolated / FILE_NAME).stat().st_size > 0
     favorites = Bridge.load(registry).favorites
     favorites.add("sam/a")
     with sqlite3.connect(isolated / FILE_NAME) as db:

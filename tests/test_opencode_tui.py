@@ -54,6 +54,7 @@ def tui_favorites(path: Path) -> list[dict[str, str]]:
     (["x", "y"], ["x", "y"], ["y"], ["y"]),  # removed in the TUI
     (["x", "y"], ["y", "p"], ["x", "q"], ["p", "q"]),  # both changed: every change kept
     (["x"], [], [], []),  # removed on both sides
+    (None, [], ["c", "b", "a"], ["a", "b", "c"]),  # restored from the TUI (newest first): oldest first again
 ])
 def test_three_way_merge(base, ours, theirs, merged) -> None:
     assert merge(base, ours, theirs) == merged
@@ -94,7 +95,7 @@ def test_tui_toggles_come_back(registry, model_json) -> None:
     tui = json.loads(model_json.read_text())
     tui["favorite"] = [fav("desk", "c"), fav("desk", "a")]  # the TUI starred c and unstarred b
     tui_write(model_json, tui)
-    assert Bridge.load(registry).list_favorites() == ["desk/a", "desk/c"]
+    assert Bridge.load(registry).sync_favorites() == ["desk/a", "desk/c"]
 
 
 def test_changes_on_both_sides_are_all_kept(registry, model_json) -> None:
@@ -105,7 +106,7 @@ def test_changes_on_both_sides_are_all_kept(registry, model_json) -> None:
     tui_write(model_json, {"recent": [], "favorite": [fav("desk", "c"), fav("desk", "b")], "variant": {}})
     bridge.favorites.add("box/a")  # meanwhile another bridge writer that does not sync (e.g. an older version)
     bridge.favorites.remove("desk/b")
-    assert bridge.list_favorites() == ["box/a", "desk/c"]
+    assert bridge.sync_favorites() == ["box/a", "desk/c"]
     assert tui_favorites(model_json) == [fav("box", "a"), fav("desk", "c")]
 
 
@@ -122,9 +123,9 @@ def test_another_registry_on_the_same_state_dir_does_not_undo_a_tui_unstar(regis
     tui = json.loads(model_json.read_text())
     tui["favorite"] = [fav("far", "z")]  # unstarred in the TUI
     tui_write(model_json, tui)
-    assert "desk/a" not in Bridge.load(registry).list_favorites()  # the unstar came through, and stays
+    assert "desk/a" not in Bridge.load(registry).sync_favorites()  # the unstar came through, and stays
     assert tui_favorites(model_json) == [fav("far", "z")]
-    assert "far/z" in Bridge.load(other).list_favorites()
+    assert "far/z" in Bridge.load(other).sync_favorites()
     assert tui_favorites(model_json) == [fav("far", "z")]
 
 
@@ -153,7 +154,7 @@ def test_a_stuck_or_odd_lock_skips_the_sync_with_a_warning(registry, model_json,
         if kind == "held":
             os.close(holder)
     if kind == "held":  # once the lock is free, the next sync mirrors it
-        assert Bridge.load(registry).list_favorites() == ["desk/a"]
+        assert Bridge.load(registry).sync_favorites() == ["desk/a"]
         assert tui_favorites(model_json) == [fav("desk", "a")]
 
 
@@ -161,7 +162,7 @@ def test_first_sync_loses_nothing(registry, model_json) -> None:
     tui_write(model_json, {"favorite": [fav("desk", "c"), fav("opencode", "x")]})
     bridge = Bridge.load(registry)
     bridge.favorites.add("desk/a")
-    assert bridge.list_favorites() == ["desk/a", "desk/c"]
+    assert bridge.sync_favorites() == ["desk/a", "desk/c"]
     assert tui_favorites(model_json) == [fav("desk", "a"), fav("desk", "c"), fav("opencode", "x")]
 
 
@@ -195,7 +196,7 @@ def test_opt_out(registry, model_json, monkeypatch, isolated, value) -> None:
     tui_write(model_json, {"favorite": [fav("desk", "c")]})
     bridge = Bridge.load(registry)
     bridge.add_favorite("desk/a")
-    assert bridge.list_favorites() == ["desk/a"]
+    assert bridge.sync_favorites() == ["desk/a"]
     assert tui_favorites(model_json) == [fav("desk", "c")]
     assert not (isolated / BASE_FILE).exists()
 

@@ -90,7 +90,7 @@ def test_bridge_favorite_is_at_the_top_of_the_tui_picker(with_favorite, tui) -> 
     assert [line.split()[:3] for line in favorites_section(screen)] == [["Tiny", "Beta", "desk"]], screen
 
 
-def test_ctrl_f_in_the_tui_reaches_favorites_list(fleet, tui) -> None:
+def test_ctrl_f_in_the_tui_reaches_the_bridge_on_sync(fleet, tui) -> None:
     model_json = Path(fleet["XDG_STATE_HOME"]) / "opencode" / "model.json"
     assert cli(fleet, "favorites", "list") == ""
     tui.send("Tiny Alpha", literal=True)
@@ -101,10 +101,15 @@ def test_ctrl_f_in_the_tui_reaches_favorites_list(fleet, tui) -> None:
     # The TUI writes the file after it redraws: wait for the write, then ask the bridge.
     wait_until(lambda: tui_favorites(model_json) == [{"providerID": "desk", "modelID": "tiny-alpha"}],
                "opencode to write model.json")
+    assert cli(fleet, "favorites", "list") == ""  # a read never syncs (issue 19): the sync is its own step
+    assert cli(fleet, "favorites", "sync").splitlines() == ["took in desk/tiny-alpha (starred in opencode's TUI)",
+                                                            "in sync: 1 favorite"]
     assert cli(fleet, "favorites", "list") == "desk/tiny-alpha\n"
     tui.send("C-f")  # and unstarred again in the TUI: gone from the bridge too
     tui.wait_for(lambda s: "Tiny Alpha (Favorite)" not in s and "Tiny Alpha" in s, "the star to go")
     wait_until(lambda: tui_favorites(model_json) == [], "opencode to write model.json")
+    assert cli(fleet, "favorites", "sync").splitlines() == ["removed desk/tiny-alpha (unstarred in opencode's TUI)",
+                                                            "in sync: 0 favorites"]
     assert cli(fleet, "favorites", "list") == ""
 
 
