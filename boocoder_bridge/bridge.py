@@ -16,7 +16,7 @@ import pluggy
 from .bulk import bulk
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, listed_models
-from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError
+from .errors import BridgeError, ModelIdError, ProviderOfflineError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
 from .hostdata import ProviderReport, positive_int
 from .hoststate import HostState, ProviderRow
@@ -272,16 +272,21 @@ class Bridge:
         return self.write_opencode_config()[0]
 
     def dispatch(self, model_id: str, prompt: Sequence[str] = (), *, mode: Mode = "run",
-                 opencode: str | None = None, purpose: str = "dispatch") -> Dispatch:
+                 opencode: str | None = None, purpose: str = "dispatch", caller_content: str | None = None
+                 ) -> Dispatch:
         """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it).
 
+        ``caller_content`` is the ``OPENCODE_CONFIG_CONTENT`` of the process that will start opencode (None: this
+        bridge's environment's; ``serve`` passes its client's, never its own).
+
         Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
-        it) and a provider that is disabled or offline (:class:`ProviderUnavailableError`)."""
+        it), a disabled provider (:class:`ProviderUnavailableError`) and an offline one
+        (:class:`ProviderOfflineError`)."""
         route = self.resolve(model_id, purpose)
         self._refuse_unlisted([model_id])
         self._refuse_unavailable([route])
         config, path = self._fleet_config()
-        return self._dispatch(route, prompt, mode, opencode, config, path)
+        return self._dispatch(route, prompt, mode, opencode, config, path, caller_content=caller_content)
 
     def _refuse_unlisted(self, model_ids: Sequence[str]) -> None:
         for model_id in model_ids:
@@ -295,7 +300,8 @@ class Bridge:
         return config, path
 
     def _dispatch(self, route: Route, prompt: Sequence[str], mode: Mode, opencode: str | None,
-                  config: dict[str, Any], path: Path, locate_opencode: bool = True) -> Dispatch:
+                  config: dict[str, Any], path: Path, locate_opencode: bool = True,
+                  caller_content: str | None = None) -> Dispatch:
         from .dispatch import Dispatch, find_opencode
 
         binary = find_opencode(opencode, self.env) if locate_opencode else (
@@ -304,7 +310,9 @@ class Bridge:
         argv = [binary, "run", "-m", route.opencode_model, "--", *prompt] if mode == "run" else [binary, "acp"]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
-        content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV), (route.provider, route.model),
+        if caller_content is None:
+            caller_content = self.env.get(OPENCODE_CONTENT_ENV)
+        content = dispatch_content(config, caller_content, (route.provider, route.model),
                                    compaction=compaction_works(config, route.provider, route.model),
                                    session_model=route.opencode_model if mode == "acp" else None)
         if content.warning and content.warning not in self._notes:
@@ -319,11 +327,12 @@ class Bridge:
         for route in routes:
             report = reports[route.provider]
             if not report.available:
-                raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
+                error = ProviderUnavailableError if report.status == "disabled" else ProviderOfflineError
+                raise error(f"{route.id}: provider {route.provider} is {report.status}"
                                                + (f" ({report.error})" if report.error else ""))
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None,
-                    locate_opencode: bool = True) -> ArenaMatch:
+                    locate_opencode: bool = True, caller_content: str | None = None) -> ArenaMatch:
         """One match setup. Refuses fewer than two contestants, the same provider+model twice, contestants no
         host lists, and contestants whose provider is disabled or offline. ``arena_match`` plugins may annotate
         or veto. ``locate_opencode=False`` sets a match up to show, not run: no opencode binary is needed."""
@@ -339,7 +348,8 @@ class Bridge:
             seen[route.id] = model_id
         self._refuse_unavailable(routes)
         config, path = self._fleet_config()
-        contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode) for r in routes]
+        contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode, caller_content)
+                       for r in routes]
         from .dispatch import ArenaMatch
 
         match = ArenaMatch(contestants=contestants, config_path=path)
