@@ -90,12 +90,16 @@ OPERATION_IDS = {
     ("/api/task-model", "get"): "taskModel",
 }
 EVENTS_DOC = {
-    "description": "Server-Sent Events. Each event is `event: catalog`, `id: <version>` and one `data:` line "
-                   "holding a CatalogEvent as JSON: the newest catalog at once, then one per change. A comment "
-                   "line (`: keep-alive`) comes every 15 s when nothing changes; `retry:` gives the reconnect "
-                   "delay. Send `Last-Event-ID` on reconnect to skip a version already seen.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}, "x-events": {
-        "catalog": {"$ref": "#/components/schemas/CatalogEvent"}}}},
+    "description": "Server-Sent Events: a `catalog` event (`id`: its version; `data`: a CatalogEvent as JSON) with "
+                   "the newest catalog at once, then one per change. A comment line (`: keep-alive`) comes every "
+                   "15 s when nothing changes; `retry:` gives the reconnect delay. Send `Last-Event-ID` on "
+                   "reconnect to skip a version already seen. The schema describes one event.",
+    "content": {"text/event-stream": {"schema": {
+        "type": "object", "title": "CatalogServerSentEvent",
+        "properties": {"event": {"const": "catalog"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+                       "data": {"type": "string", "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/CatalogEvent"}}},
+        "required": ["event", "id", "data"]}}},
 }
 
 
