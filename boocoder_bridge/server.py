@@ -398,6 +398,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for method, operation in methods.items():
                 operation["operationId"] = OPERATION_IDS.get((path, method)) or operation["operationId"]
                 responses = operation.setdefault("responses", {})
+                for answer in responses.values():  # FastAPI's untyped default JSON beside a typed stream
+                    content = answer.get("content", {})
+                    if len(content) > 1 and content.get("application/json", {}).get("schema") == {}:
+                        del content["application/json"]
                 for status, answer in {**_errors(422), **guard}.items():
                     if status == 422 and not operation.get("parameters") and "requestBody" not in operation:
                         continue
