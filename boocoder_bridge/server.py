@@ -41,7 +41,7 @@ from .httpguard import HostPolicy, RequestGuard
 from .live import CatalogEvent, LiveCatalog
 from .opencode import render_pieces
 from .routing import Purpose, Route
-from .settings import DEFAULT_HOST, DEFAULT_PORT, MAX_ID_CHARS, TOKEN_ENV
+from .settings import DEFAULT_HOST, DEFAULT_PORT, MAX_ID_CHARS, MAX_REQUEST_BYTES, TOKEN_ENV
 
 log = logging.getLogger("boocoder_bridge")
 HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
@@ -74,6 +74,7 @@ ERROR_MEANINGS = {
     401: "missing or wrong bearer token (only when serve has one: BOOCODER_BRIDGE_TOKEN)",
     403: "a browser request from another web site",
     409: "the provider is disabled (its enabled_if_env variable is not set)",
+    413: f"the request body is over {MAX_REQUEST_BYTES >> 20} MiB",
     421: "the Host header does not name this server (DNS rebinding guard; see serve --allow-host)",
     422: "a model ID, provider or field that is invalid or not listed (with a 'did you mean')",
     500: "an unexpected error; the server log has the details",
@@ -169,6 +170,43 @@ class _PageHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class _BodyLimit:
+    """Refuses a request body over :data:`MAX_REQUEST_BYTES` with 413 before any route reads it: the body is
+    buffered here up to the limit (declared length or not), then handed on, so memory stays bounded."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        chunks: list[bytes] = []
+        size = int(declared) if declared.isdigit() else 0
+        more = size <= MAX_REQUEST_BYTES
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size = max(size, sum(map(len, chunks)))
+            more = message.get("more_body", False) and size <= MAX_REQUEST_BYTES
+        if size > MAX_REQUEST_BYTES:
+            response = JSONResponse({"error": f"request body over {MAX_REQUEST_BYTES >> 20} MiB; send less"},
+                                    status_code=413, headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        body = b"".join(chunks)
+
+        async def replay() -> dict[str, Any]:
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: wait for a disconnect, as the server would say it
+            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            return message
+
+        await self.app(scope, replay, send)
+
+
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
                allowed_hosts: Iterable[str] = (), live: bool = True) -> FastAPI:
     """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard).
@@ -193,6 +231,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
                   lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.live = catalog
+    app.add_middleware(_BodyLimit)
     app.add_middleware(_PageHeaders)
     app.add_middleware(RequestGuard, policy=HostPolicy(bound, allowed_hosts), token=token)
     lane = HostLane()
@@ -309,7 +348,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         config = (await lane.run(bridge.opencode_config, offline))[0]
         return StreamingResponse(render_pieces(config), media_type="application/json")  # 42 MB at 50k models
 
-    @app.post("/api/dispatch", response_model=DispatchPlan, responses=_errors(400, 409, 422, 503))
+    @app.post("/api/dispatch", response_model=DispatchPlan, responses=_errors(400, 409, 413, 422, 503))
     async def dispatch(body: DispatchRequest) -> DispatchPlan:
         """``Bridge.dispatch``: how to start opencode on ``model`` (hooks applied). Start ``argv`` with your
         environment updated by ``env``. Refuses an unlisted ID (422), a disabled provider (409) and an offline
@@ -322,7 +361,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
         return await lane.run(plan)
 
-    @app.post("/api/arena", response_model=ArenaPlan, responses=_errors(400, 409, 422, 503))
+    @app.post("/api/arena", response_model=ArenaPlan, responses=_errors(400, 409, 413, 422, 503))
     async def arena(body: ArenaRequest) -> ArenaPlan:
         """``Bridge.arena_match``: one plan per contestant (hooks applied; ``notes`` from plugins). Refuses fewer
         than two contestants, the same model twice, unlisted IDs (422), disabled (409) and offline (503)

@@ -56,6 +56,7 @@ MAX_PROMPT_PARTS = 256  # prompt words of one dispatch (each is one argv entry)
 MAX_PROMPT_PART_CHARS = 128 * 1024  # Linux refuses a single argv entry over 128 KiB (MAX_ARG_STRLEN)
 MAX_CONTENT_CHARS = 128 * 1024  # a client's OPENCODE_CONFIG_CONTENT: what one environment variable can hold
 MAX_CONTESTANTS = 16  # arena contestants per match (each is an opencode process)
+MAX_REQUEST_BYTES = 4 << 20  # a request body: Linux starts no program with more than about 2 MiB of argv and env
 
 # --- files in the state dir -----------------------------------------------------------------------------
 CACHE_FILE = "discovery-cache.json"

@@ -183,6 +183,18 @@ def test_too_many_contestants_are_refused_before_any_work(fleet) -> None:
     one_line_error(httpx.post(url + "/api/arena", json={"models": models}), 422, "models")
 
 
+def test_a_huge_body_is_refused_before_it_is_read_whole(fleet) -> None:
+    _, url, _ = fleet
+    big = json.dumps({"model": "emb/coder", "prompt": ["x" * 1000] * 5000}).encode()  # 5 MB
+    one_line_error(httpx.post(url + "/api/dispatch", content=big, headers={"content-type": "application/json"}),
+                   413, "4 MiB")
+    chunked = (big[i:i + 65536] for i in range(0, len(big), 65536))  # no Content-Length: counted as it comes
+    one_line_error(httpx.post(url + "/api/arena", content=chunked, headers={"content-type": "application/json"}),
+                   413, "4 MiB")
+    assert httpx.post(url + "/api/dispatch", json={"model": "emb/coder", "prompt": ["x" * 1000] * 200}
+                      ).status_code == 200  # 200 kB: well under
+
+
 def test_no_secret_in_any_answer(fleet) -> None:
     _, url, _ = fleet
     answers = [httpx.post(url + "/api/dispatch", json={"model": "cloud/cloud-chat", "prompt": ["hi"]}),
