@@ -319,7 +319,8 @@ class Bridge:
             self._notes.append(content.warning)
         env = {"OPENCODE_CONFIG": str(path), OPENCODE_CONTENT_ENV: content.text}
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)
-        return Dispatch(route=route, config_path=path, argv=argv, env=env)
+        return Dispatch(route=route, config_path=path, argv=argv, env=env,
+                        notes=[content.warning] if content.warning else [])
 
     def _refuse_unavailable(self, routes: Sequence[Route]) -> None:
         """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""

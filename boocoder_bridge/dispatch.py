@@ -47,6 +47,7 @@ class Dispatch:
     config_path: Path
     argv: list[str]
     env: dict[str, str]
+    notes: list[str] = field(default_factory=list)  # this dispatch's own warnings (also in Bridge.warnings)
 
     @property
     def opencode_model(self) -> str:

@@ -35,6 +35,7 @@ from .api_models import (
 )
 from .bridge import Bridge
 from .catalog import Catalog
+from .dispatch import Dispatch
 from .errors import BridgeError, ModelIdError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
@@ -357,7 +358,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         def plan() -> DispatchPlan:
             done = bridge.dispatch(body.model, body.prompt, mode=body.mode,
                                    caller_content=body.opencode_config_content or "")
-            return DispatchPlan.of(done, _warnings(bridge))
+            return DispatchPlan.of(done, _warnings(bridge, done))
 
         return await lane.run(plan)
 
@@ -369,7 +370,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
         def plan() -> ArenaPlan:
             match = bridge.arena_match(body.models, caller_content=body.opencode_config_content or "")
-            return ArenaPlan.of(match, _warnings(bridge))
+            return ArenaPlan.of(match, _warnings(bridge, *match.contestants))
 
         return await lane.run(plan)
 
@@ -391,9 +392,11 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     return app
 
 
-def _warnings(bridge: Bridge) -> list[str]:
-    """What ``run`` prints as warnings after the same call: plugin failures and the bridge's notes."""
-    return list(dict.fromkeys(bridge.warnings))
+def _warnings(bridge: Bridge, *plans: Dispatch) -> list[str]:
+    """This call's warnings: the plans' own notes, plugin failures and an ignored cache file. Not all of
+    ``bridge.warnings``: in a long-lived server it also holds notes of earlier calls (a favorite stored, ...)."""
+    problems = [bridge.cache.problem] if bridge.cache.problem else []
+    return list(dict.fromkeys([*(n for plan in plans for n in plan.notes), *bridge.hooks.warnings, *problems]))
 
 
 def is_loopback(host: str) -> bool:

@@ -50,6 +50,12 @@ class Choices:
         match.notes["judge"] = "plugin"
 
 
+class Broken:
+    @hookimpl
+    def opencode_provider_entry(self, provider, entry):
+        raise RuntimeError("broken on purpose")
+
+
 @contextmanager
 def serving(bridge: Bridge) -> Iterator[str]:
     """``create_app`` in a real uvicorn on a free loopback port, with its lifespan (the live catalog)."""
@@ -88,6 +94,7 @@ def fleet(hosts, write_registry, fake_opencode) -> Iterator[tuple[Bridge, str, P
         "deepseek": deepseek(enabled_if_env="NOT_SET_ANYWHERE_X")}})
     pm = make_plugin_manager(entry_points=False)
     pm.register(Choices())
+    pm.register(Broken(), name="broken-plugin")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(path.parent), "CLOUD_KEY": CLOUD_KEY,
            "OPENCODE_CONFIG_CONTENT": SERVE_OWN_CONTENT, "BOOCODER_BRIDGE_OPENCODE": str(fake_opencode),
            "BOOCODER_BRIDGE_OPENCODE_TUI": "off"}
@@ -117,6 +124,11 @@ def test_dispatch_plan_is_bridge_dispatch_with_hooks_and_the_clients_own_content
     content = json.loads(plan["env"]["OPENCODE_CONFIG_CONTENT"])
     assert content["share"] == "disabled" and "mine" not in content["provider"]  # the client's, never serve's own
     assert content["provider"]["emb"]["options"]["baseURL"] == bridge.resolve("emb/coder").base_url  # fleet wins
+
+    assert any("broken-plugin" in w and "opencode_provider_entry" in w for w in plan["warnings"])
+    assert httpx.put(url + "/api/favorites/emb/not-listed").status_code == 200  # leaves a note in the bridge
+    again = httpx.post(url + "/api/dispatch", json=body).json()["warnings"]
+    assert again == plan["warnings"] and not any("not-listed" in w for w in again)  # this call's warnings only
 
     acp = httpx.post(url + "/api/dispatch", json={"model": "coder", "mode": "acp"}).json()
     assert acp["argv"][1:] == ["acp"] and json.loads(acp["env"]["OPENCODE_CONFIG_CONTENT"])["model"] == "sam/coder"
