@@ -183,20 +183,20 @@ class _BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
         chunks: list[bytes] = []
-        size = int(declared) if declared.isdigit() else 0
-        more = size <= MAX_REQUEST_BYTES
+        received = 0
+        more = not (declared.isdigit() and int(declared) > MAX_REQUEST_BYTES)
         while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return
             chunks.append(message.get("body", b""))
-            size = max(size, sum(map(len, chunks)))
-            more = message.get("more_body", False) and size <= MAX_REQUEST_BYTES
-        if size > MAX_REQUEST_BYTES:
+            received += len(chunks[-1])
+            more = message.get("more_body", False) and received <= MAX_REQUEST_BYTES
+        if not chunks or received > MAX_REQUEST_BYTES:
             response = JSONResponse({"error": f"request body over {MAX_REQUEST_BYTES >> 20} MiB; send less"},
                                     status_code=413, headers={"Connection": "close"})
             return await response(scope, receive, send)
-        body = b"".join(chunks)
+        body: bytes | None = b"".join(chunks)
 
         async def replay() -> dict[str, Any]:
             nonlocal body
