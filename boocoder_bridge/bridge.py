@@ -16,7 +16,7 @@ import pluggy
 from .bulk import bulk
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, listed_models
-from .errors import BridgeError, ModelIdError, ProviderUnavailableError, RegistryError
+from .errors import BridgeError, ModelIdError, ProviderOfflineError, ProviderUnavailableError, RegistryError
 from .favorites import Favorites
 from .hostdata import ProviderReport, positive_int
 from .hoststate import HostState, ProviderRow
@@ -301,13 +301,17 @@ class Bridge:
         return self.write_opencode_config()[0]
 
     def dispatch(self, model_id: str, prompt: Sequence[str] = (), *, mode: Mode = "run",
-                 opencode: str | None = None, purpose: str = "dispatch", options: Sequence[str] = ()) -> Dispatch:
+                 opencode: str | None = None, purpose: str = "dispatch", options: Sequence[str] = (),
+                 caller_content: str | None = None) -> Dispatch:
         """How to run a coder task on ``model_id`` through opencode (``before_dispatch`` plugins may add to it).
         ``options`` are opencode's own (``--format json``, ``--session ID``), placed before ``--`` and the prompt.
 
+        ``caller_content`` is the ``OPENCODE_CONFIG_CONTENT`` of the process that will start opencode (None: this
+        bridge's environment's; ``serve`` passes its client's, never its own).
+
         Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
-        it) and a provider that is disabled, offline, or whose host does not answer its probe now
-        (:class:`ProviderUnavailableError`)."""
+        it), a disabled provider (:class:`ProviderUnavailableError`), an offline one, or one whose host does not
+        answer its probe now (:class:`ProviderOfflineError`)."""
         for option in options:
             if option == "--" or option.partition("=")[0] in ("-m", "--model"):
                 raise BridgeError(f"opencode option {option!r} is not passed on: " + (
@@ -318,7 +322,8 @@ class Bridge:
         self._refuse_unavailable([route])
         self._refuse_unreachable([route])
         config, path = self._fleet_config()
-        return self._dispatch(route, prompt, mode, opencode, config, path, options=options)
+        return self._dispatch(route, prompt, mode, opencode, config, path, options=options,
+                              caller_content=caller_content)
 
     def _refuse_unlisted(self, model_ids: Sequence[str]) -> None:
         for model_id in model_ids:
@@ -334,7 +339,7 @@ class Bridge:
 
     def _dispatch(self, route: Route, prompt: Sequence[str], mode: Mode, opencode: str | None,
                   config: dict[str, Any], path: Path, locate_opencode: bool = True,
-                  options: Sequence[str] = ()) -> Dispatch:
+                  options: Sequence[str] = (), caller_content: str | None = None) -> Dispatch:
         import functools
 
         from .dispatch import Dispatch, find_opencode
@@ -344,7 +349,9 @@ class Bridge:
         argv = [binary, "run", "-m", route.opencode_model, *options] if mode == "run" else [binary, "acp", *options]
         # OPENCODE_CONFIG alone loses to a project opencode.json, the global config and the caller's
         # OPENCODE_CONFIG_CONTENT; the fleet's entries in OPENCODE_CONFIG_CONTENT win over all three.
-        content = dispatch_content(config, self.env.get(OPENCODE_CONTENT_ENV), (route.provider, route.model),
+        if caller_content is None:
+            caller_content = self.env.get(OPENCODE_CONTENT_ENV)
+        content = dispatch_content(config, caller_content, (route.provider, route.model),
                                    compaction=compaction_works(config, route.provider, route.model),
                                    session_model=route.opencode_model if mode == "acp" else None)
         if content.warning and content.warning not in self._notes:
@@ -353,7 +360,8 @@ class Bridge:
         self.hooks.call("before_dispatch", route=route, argv=argv, env=env)  # options a plugin appends: before "--"
         if mode == "run":  # "--": the prompt is the message, never an option ("--attach=URL" would send it away)
             argv += ["--", *prompt]
-        return Dispatch(route=route, config_path=path, argv=argv, env=env, watch=functools.partial(self.watch, route))
+        return Dispatch(route=route, config_path=path, argv=argv, env=env, watch=functools.partial(self.watch, route),
+                        notes=[content.warning] if content.warning else [])
 
     def _refuse_unavailable(self, routes: Sequence[Route]) -> None:
         """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""
@@ -361,7 +369,8 @@ class Bridge:
         for route in routes:
             report = reports[route.provider]
             if not report.available:
-                raise ProviderUnavailableError(f"{route.id}: provider {route.provider} is {report.status}"
+                error = ProviderUnavailableError if report.status == "disabled" else ProviderOfflineError
+                raise error(f"{route.id}: provider {route.provider} is {report.status}"
                                                + (f" ({report.error})" if report.error else ""))
 
     def _refuse_unreachable(self, routes: Sequence[Route]) -> None:
@@ -374,7 +383,7 @@ class Bridge:
         gone = {probe.provider: probe for probe in check(asked, self.env) if not probe.answered}
         for route in routes:
             if route.provider in gone:
-                raise ProviderUnavailableError(f"{route.id}: {gone[route.provider].reason}; opencode not started")
+                raise ProviderOfflineError(f"{route.id}: {gone[route.provider].reason}; opencode not started")
 
     def watch(self, model: str | Route, on_gone: Callable[[str], None] | None = None) -> Watch:
         """Watch the host of ``model`` (an ID or a :class:`Route`) while a task runs on it, for hosts that run
@@ -388,7 +397,7 @@ class Bridge:
         return Watch(provider, self.kinds[provider.kind], self.env, on_gone)
 
     def arena_match(self, model_ids: Sequence[str], *, opencode: str | None = None,
-                    locate_opencode: bool = True) -> ArenaMatch:
+                    locate_opencode: bool = True, caller_content: str | None = None) -> ArenaMatch:
         """One match setup. Refuses fewer than two contestants, the same provider+model twice, contestants no
         host lists, and contestants whose provider is disabled or offline. ``arena_match`` plugins may annotate
         or veto. ``locate_opencode=False`` sets a match up to show, not run: no opencode binary is needed."""
@@ -406,7 +415,9 @@ class Bridge:
         if locate_opencode:  # a match set up only to be shown starts nothing: its hosts need not be up now
             self._refuse_unreachable(routes)
         config, path = self._fleet_config()
-        contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode) for r in routes]
+        contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode,
+                                      caller_content=caller_content)
+                       for r in routes]
         from .dispatch import ArenaMatch
 
         match = ArenaMatch(contestants=contestants, config_path=path)

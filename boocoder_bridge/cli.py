@@ -261,7 +261,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
     answers = run_match(match, [args.prompt], timeout=args.timeout, on_answer=lambda a: progress(
         f"{a.model}: {'answered' if a.returncode == 0 else f'exit {a.returncode}'} in {a.seconds:.1f} s"))
     if args.json:
-        _print_json({**match.as_json(), "answers": [vars(a) for a in answers]})
+        _print_json({**match.as_json(), "answers": [{**vars(a), "output": _plain_lines(a.output)} for a in answers]})
     else:
         print(_side_by_side(answers))
     return 0 if all(a.returncode == 0 for a in answers) else 1
@@ -275,6 +275,13 @@ def _plain(text: str) -> str:
     from .hostdata import safe_text
 
     return safe_text(_ANSI.sub("", text), limit=10 * len(text) + 1)  # room for every escape: never cut
+
+
+def _plain_lines(text: str) -> str:
+    """An answer as JSON text: :func:`_plain` on each line, keeping its line breaks and tabs (a host reading
+    ``arena --json`` gets the words, never a terminal's colour codes)."""
+    return "\n".join("\t".join(_plain(part) for part in line.removesuffix("\r").split("\t"))
+                     for line in text.split("\n"))
 
 
 def _progress() -> Callable[[str], None]:

@@ -59,6 +59,7 @@ class Dispatch:
     argv: list[str]
     env: dict[str, str]
     watch: Callable[[Callable[[str], None] | None], Watch] | None = field(default=None, repr=False, compare=False)
+    notes: list[str] = field(default_factory=list)  # this dispatch's own warnings (also in Bridge.warnings)
 
     @property
     def opencode_model(self) -> str:

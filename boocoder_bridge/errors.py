@@ -7,7 +7,8 @@ error the same way, in one place::
     └── BridgeError ........................ exit 2  HTTP 400  raised on purpose; printed as one line
         ├── RegistryError .................. exit 2  HTTP 422  the registry file: names file, JSON path and fix
         ├── ModelIdError (also ValueError) . exit 2  HTTP 422  a model ID that cannot be parsed or resolved
-        ├── ProviderUnavailableError ....... exit 3  HTTP 409  the provider is disabled or offline
+        ├── ProviderUnavailableError ....... exit 3  HTTP 409  the provider is disabled
+        │   └── ProviderOfflineError ....... exit 3  HTTP 503  the provider's host is offline or unusable now
         ├── HostError ...................... exit 3  HTTP 502  a host answered badly (becomes a report)
         ├── StateError ..................... exit 4  HTTP 503  the state dir cannot be read or written
         ├── PluginError .................... exit 5  HTTP 400  a plugin failed where failing stops the operation
@@ -52,6 +53,12 @@ class ProviderUnavailableError(BridgeError):
 
     exit_code = 3
     http_status = 409
+
+
+class ProviderOfflineError(ProviderUnavailableError):
+    """The provider is enabled but its host is offline or answered badly: try again later (HTTP 503)."""
+
+    http_status = 503
 
 
 class HostError(BridgeError):

@@ -47,13 +47,25 @@ def _closest(word: str, choices: Iterable[str], n: int = 2) -> list[str]:
     return exact[:1] or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
 
 
-def _listed(registry: Registry, reports: Mapping[str, ProviderReport], ref: ModelRef) -> set[str] | None:
-    """What ``ref``'s provider lists, or None when nobody can tell (it never answered)."""
+MEMO_REPORTS = 8  # host lists kept as sets; a report is replaced, never changed, so its identity is the key
+_host_ids: dict[int, tuple[ProviderReport, object, frozenset[str]]] = {}
+
+
+def _listed(registry: Registry, reports: Mapping[str, ProviderReport], ref: ModelRef) -> frozenset[str] | None:
+    """What ``ref``'s provider lists, or None when nobody can tell (it never answered). Built once per report
+    (50,000 models: 27 ms to build, then a lookup): ``serve`` checks every resolve and dispatch against the same
+    few reports."""
     provider = registry.providers[ref.provider]
     report = reports.get(ref.provider)
     if report is None or not report.available:
         return None
-    return {m.id for m in report.models} | set(provider.models) | set(provider.bare_ids)
+    hit = _host_ids.get(id(report))
+    if hit is None or hit[0] is not report or hit[1] is not provider:
+        if len(_host_ids) >= MEMO_REPORTS:
+            _host_ids.clear()
+        listed = frozenset(m.id for m in report.models) | frozenset(provider.models) | frozenset(provider.bare_ids)
+        hit = _host_ids[id(report)] = (report, provider, listed)
+    return hit[2]
 
 
 def spelled(registry: Registry, reports: Mapping[str, ProviderReport], text: str) -> str:

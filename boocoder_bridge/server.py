@@ -22,18 +22,28 @@ from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .api_models import (
+    ID_RULES,
+    ArenaPlan,
+    ArenaRequest,
+    CompactionChoice,
+    DispatchPlan,
+    DispatchRequest,
+    ErrorBody,
+    OpencodeConfig,
+    Resolution,
+)
 from .bridge import Bridge
 from .catalog import Catalog
-from .errors import BridgeError, ServeError
+from .dispatch import Dispatch
+from .errors import BridgeError, ModelIdError, ServeError
 from .hoststate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
-from .live import LiveCatalog
+from .live import CatalogEvent, LiveCatalog
 from .opencode import render_pieces
 from .routing import Purpose, Route
-from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+from .settings import DEFAULT_HOST, DEFAULT_PORT, MAX_ID_CHARS, MAX_REQUEST_BYTES, TOKEN_ENV
 
-ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
-            "at most 512 characters, no whitespace or control characters. Anything else gets 422.")
 log = logging.getLogger("boocoder_bridge")
 HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
 T = TypeVar("T")
@@ -41,10 +51,6 @@ T = TypeVar("T")
 
 class FavoritesBody(BaseModel):
     favorites: list[str]
-
-
-class ErrorBody(BaseModel):
-    error: str
 
 
 class ProvidersBody(BaseModel):
@@ -57,6 +63,46 @@ class Health(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 409: {"model": ErrorBody},
                                             503: {"model": ErrorBody}}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers, each ``{"error": "..."}`` (the statuses are those of errors.py)."""
+    return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "refused: a plugin stopped it, no opencode binary, or bad opencode_config_content",
+    401: "missing or wrong bearer token (only when serve has one: BOOCODER_BRIDGE_TOKEN)",
+    403: "a browser request from another web site",
+    409: "the provider is disabled (its enabled_if_env variable is not set)",
+    413: f"the request body is over {MAX_REQUEST_BYTES >> 20} MiB",
+    421: "the Host header does not name this server (DNS rebinding guard; see serve --allow-host)",
+    422: "a model ID, provider or field that is invalid or not listed (with a 'did you mean')",
+    500: "an unexpected error; the server log has the details",
+    503: "the provider's host is offline or unreachable, or the state dir cannot be used; try again later",
+}
+# Every operation's ID: what a generated client names its method.
+OPERATION_IDS = {
+    ("/healthz", "get"): "health", ("/api/models", "get"): "listModels",
+    ("/api/providers", "get"): "listProviders", ("/api/events", "get"): "events",
+    ("/api/favorites", "get"): "listFavorites", ("/api/favorites/{model_id}", "put"): "putFavorite",
+    ("/api/favorites/{model_id}", "delete"): "deleteFavorite", ("/api/resolve", "get"): "resolve",
+    ("/api/opencode-config", "get"): "opencodeConfig", ("/api/dispatch", "post"): "dispatch",
+    ("/api/arena", "post"): "arena", ("/api/compaction", "get"): "compaction",
+    ("/api/task-model", "get"): "taskModel",
+}
+EVENTS_DOC = {
+    "description": "Server-Sent Events: a `catalog` event (`id`: its version; `data`: a CatalogEvent as JSON) with "
+                   "the newest catalog at once, then one per change. A comment line (`: keep-alive`) comes every "
+                   "15 s when nothing changes; `retry:` gives the reconnect delay. Send `Last-Event-ID` on "
+                   "reconnect to skip a version already seen. The schema describes one event.",
+    "content": {"text/event-stream": {"schema": {
+        "type": "object", "title": "CatalogServerSentEvent",
+        "properties": {"event": {"const": "catalog"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+                       "data": {"type": "string", "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/CatalogEvent"}}},
+        "required": ["event", "id", "data"]}}},
+}
 
 
 class _AnyText(Convertor[str]):
@@ -125,6 +171,43 @@ class _PageHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class _BodyLimit:
+    """Refuses a request body over :data:`MAX_REQUEST_BYTES` with 413 before any route reads it: the body is
+    buffered here up to the limit (declared length or not), then handed on, so memory stays bounded."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        chunks: list[bytes] = []
+        received = 0
+        more = not (declared.isdigit() and int(declared) > MAX_REQUEST_BYTES)
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            more = message.get("more_body", False) and received <= MAX_REQUEST_BYTES
+        if not chunks or received > MAX_REQUEST_BYTES:
+            response = JSONResponse({"error": f"request body over {MAX_REQUEST_BYTES >> 20} MiB; send less"},
+                                    status_code=413, headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        body: bytes | None = b"".join(chunks)
+
+        async def replay() -> dict[str, Any]:
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: wait for a disconnect, as the server would say it
+            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            return message
+
+        await self.app(scope, replay, send)
+
+
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
                allowed_hosts: Iterable[str] = (), live: bool = True) -> FastAPI:
     """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard).
@@ -153,6 +236,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
                   lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.live = catalog
+    app.add_middleware(_BodyLimit)
     app.add_middleware(_PageHeaders)
     app.add_middleware(RequestGuard, policy=HostPolicy(bound, allowed_hosts), token=token)
     lane = HostLane()
@@ -208,7 +292,7 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
             rows = await lane.run(bridge.providers, False)
         return ProvidersBody(providers=rows)
 
-    @app.get("/api/events", include_in_schema=False)
+    @app.get("/api/events", responses={200: EVENTS_DOC, **_errors(503)})
     async def events(last_event_id: str | None = Header(default=None, max_length=200)) -> Response:
         """Server-Sent Events: a ``catalog`` event with the newest version at once, then one per change."""
         if not catalog.running:
@@ -247,18 +331,76 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
             await catalog.reload_favorites()
         return FavoritesBody(favorites=favorites)
 
-    @app.get("/api/resolve", response_model=Route, responses=_ERRORS)
-    async def resolve(model: str = Query(max_length=4096, description=ID_RULES),
-                      purpose: Purpose = "dispatch") -> Route:
-        return await lane.run(bridge.resolve, model, purpose)
+    @app.get("/api/resolve", response_model=Resolution, responses=_errors(409, 422, 503))
+    async def resolve(model: str = Query(max_length=MAX_ID_CHARS, description=ID_RULES),
+                      purpose: Purpose = "dispatch") -> Resolution:
+        """Where ``model`` goes, refused as ``resolve`` refuses it (422 with a "did you mean" for an ID or provider
+        no host lists; 409 for a disabled provider), and whether its provider can take a request now."""
+        live = dict(catalog.reports) if catalog.running else None
 
-    @app.get("/api/opencode-config", responses=_ERRORS)
+        def answer() -> Resolution:
+            route = bridge.resolve(model, purpose)
+            if (verdict := bridge.check_model(model)) is not None:
+                raise ModelIdError(verdict.message())
+            reports = live if live is not None and route.provider in live else bridge.reports()
+            return Resolution.of(route, reports[route.provider])
+
+        return await lane.run(answer)
+
+    @app.get("/api/opencode-config", responses={200: {"model": OpencodeConfig}, **_ERRORS})
     async def opencode_config(offline: bool = False) -> Response:
         # The bridge's own rendering: host text in it can never be substituted by opencode (see opencode.render).
         config = (await lane.run(bridge.opencode_config, offline))[0]
         return StreamingResponse(render_pieces(config), media_type="application/json")  # 42 MB at 50k models
 
+    @app.post("/api/dispatch", response_model=DispatchPlan, responses=_errors(400, 409, 413, 422, 503))
+    async def dispatch(body: DispatchRequest) -> DispatchPlan:
+        """``Bridge.dispatch``: how to start opencode on ``model`` (hooks applied). Start ``argv`` with your
+        environment updated by ``env``. Refuses an unlisted ID (422), a disabled provider (409) and an offline
+        one (503) before anything starts."""
+
+        def plan() -> DispatchPlan:
+            done = bridge.dispatch(body.model, body.prompt, mode=body.mode,
+                                   caller_content=body.opencode_config_content or "")
+            return DispatchPlan.of(done, _warnings(bridge, done))
+
+        return await lane.run(plan)
+
+    @app.post("/api/arena", response_model=ArenaPlan, responses=_errors(400, 409, 413, 422, 503))
+    async def arena(body: ArenaRequest) -> ArenaPlan:
+        """``Bridge.arena_match``: one plan per contestant (hooks applied; ``notes`` from plugins). Refuses fewer
+        than two contestants, the same model twice, unlisted IDs (422), disabled (409) and offline (503)
+        providers."""
+
+        def plan() -> ArenaPlan:
+            match = bridge.arena_match(body.models, caller_content=body.opencode_config_content or "")
+            return ArenaPlan.of(match, _warnings(bridge, *match.contestants))
+
+        return await lane.run(plan)
+
+    @app.get("/api/compaction", response_model=CompactionChoice, responses=_errors(409, 422))
+    async def compaction(session: str = Query(max_length=MAX_ID_CHARS, description=ID_RULES),
+                         configured: str | None = Query(default=None, max_length=MAX_ID_CHARS)) -> CompactionChoice:
+        """``Bridge.compaction_model``: the model that compacts a session on ``session`` (``configured``: the
+        user's setting, if any; plugins may choose another), and the window that sets the threshold."""
+        return CompactionChoice.of(await lane.run(bridge.compaction_model, session, configured))
+
+    @app.get("/api/task-model", response_model=Route, responses=_errors(409, 422))
+    async def task_model(kind: str = Query(min_length=1, max_length=64, description="title, summary, ..."),
+                         session: str = Query(max_length=MAX_ID_CHARS, description=ID_RULES),
+                         configured: str | None = Query(default=None, max_length=MAX_ID_CHARS)) -> Route:
+        """``Bridge.task_model``: the model for a side task (``title``, ``summary``, ...) of a session on
+        ``session`` (``configured``: the user's setting, if any; plugins may choose another)."""
+        return await lane.run(bridge.task_model, kind, session, configured)
+
     return app
+
+
+def _warnings(bridge: Bridge, *plans: Dispatch) -> list[str]:
+    """This call's warnings: the plans' own notes, plugin failures and an ignored cache file. Not all of
+    ``bridge.warnings``: in a long-lived server it also holds notes of earlier calls (a favorite stored, ...)."""
+    problems = [bridge.cache.problem] if bridge.cache.problem else []
+    return list(dict.fromkeys([*(n for plan in plans for n in plan.notes), *bridge.hooks.warnings, *problems]))
 
 
 def is_loopback(host: str) -> bool:
@@ -271,23 +413,57 @@ def is_loopback(host: str) -> bool:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with one operation ID per method: its own ID is per route, so a route with two
-    methods (PUT and DELETE of a favorite, one route so a 405 names both) would repeat one ID."""
+    """FastAPI's document made into a good client: a short ID per operation (:data:`OPERATION_IDS`; FastAPI's own
+    is per route, and PUT and DELETE of a favorite share one route so a 405 names both), the guard's answers
+    (401, 403, 421; httpguard.py) and 500 on every operation, the bearer scheme, and the event stream's data."""
     if app.openapi_schema is None:
         import warnings
 
         from fastapi.openapi.utils import get_openapi
+        from pydantic.json_schema import models_json_schema
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Duplicate Operation ID")  # made unique just below
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-        for methods in schema.get("paths", {}).values():
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        _, extra = models_json_schema([(CatalogEvent, "serialization")], ref_template="#/components/schemas/{model}")
+        for name, definition in extra.get("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.pop("HTTPValidationError", None)  # every 422 is an ErrorBody (see bad_request)
+        schemas.pop("ValidationError", None)
+        components["securitySchemes"] = {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "needed only when serve has a token (BOOCODER_BRIDGE_TOKEN); else send none"}}
+        schema["security"] = [{}, {"bearer": []}]
+        guard = _errors(401, 403, 421, 500)
+        guard[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"},
+                                                      "description": 'Bearer realm="boocoder-bridge"'}}
+        for path, methods in schema.get("paths", {}).items():
             for method, operation in methods.items():
-                base = operation["operationId"].rsplit("_", 1)[0]
-                operation["operationId"] = f"{base}_{method}"
+                operation["operationId"] = OPERATION_IDS.get((path, method)) or operation["operationId"]
+                responses = operation.setdefault("responses", {})
+                for answer in responses.values():  # FastAPI's untyped default JSON beside a typed stream
+                    content = answer.get("content", {})
+                    if len(content) > 1 and content.get("application/json", {}).get("schema") == {}:
+                        del content["application/json"]
+                for status, answer in {**_errors(422), **guard}.items():
+                    if status == 422 and not operation.get("parameters") and "requestBody" not in operation:
+                        continue
+                    if str(status) not in responses or "HTTPValidationError" in str(responses[str(status)]):
+                        responses[str(status)] = _document(answer)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document(answer: dict[str, Any]) -> dict[str, Any]:
+    """An ``_errors`` entry as an OpenAPI response object."""
+    doc: dict[str, Any] = {"description": answer["description"], "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    if "headers" in answer:
+        doc["headers"] = answer["headers"]
+    return doc
 
 
 def bind(host: str, port: int) -> Any:

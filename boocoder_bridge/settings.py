@@ -56,6 +56,14 @@ MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
 MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
 MAX_CACHE_BYTES = 256 << 20  # the discovery cache: MAX_HOST_MODELS per provider is ~15 MB; more is not ours
 
+# --- limits on HTTP API requests (POST /api/dispatch, /api/arena) ------------------------------------------------
+MAX_ID_CHARS = 4096  # a model ID in a request; longer is refused before it is parsed (ids.py refuses over 512)
+MAX_PROMPT_PARTS = 256  # prompt words of one dispatch (each is one argv entry)
+MAX_PROMPT_PART_CHARS = 128 * 1024  # Linux refuses a single argv entry over 128 KiB (MAX_ARG_STRLEN)
+MAX_CONTENT_CHARS = 128 * 1024  # a client's OPENCODE_CONFIG_CONTENT: what one environment variable can hold
+MAX_CONTESTANTS = 16  # arena contestants per match (each is an opencode process)
+MAX_REQUEST_BYTES = 4 << 20  # a request body: Linux starts no program with more than about 2 MiB of argv and env
+
 # --- files in the state dir -----------------------------------------------------------------------------
 CACHE_FILE = "discovery-cache.json"
 FAVORITES_FILE = "favorites.sqlite3"
