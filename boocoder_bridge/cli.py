@@ -13,14 +13,13 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_json
-
-from .bridge import Bridge
 from .errors import BridgeError, ModelIdError, RegistryError
-from .routing import PURPOSES
-from .settings import DEFAULT_HOST, DEFAULT_PORT, cache_ttl
+from .settings import DEFAULT_HOST, DEFAULT_PORT, PURPOSES, cache_ttl
+
+if TYPE_CHECKING:  # loaded inside the commands: TAB completion imports this module and needs none of them
+    from .bridge import Bridge
 
 PROG = "boocoder-bridge"
 Command = Callable[[argparse.Namespace], int]
@@ -30,6 +29,8 @@ def _print_json(data: Any) -> None:
     """Indented JSON, byte for byte what ``json.dumps(data, indent=2, ensure_ascii=False)`` writes, from
     pydantic's encoder: 20x faster on a 10,000-model catalog. A model is written without a dict copy, and the
     UTF-8 bytes go out as they are (no str copy of a 14 MB catalog, no second encoding)."""
+    from pydantic_core import to_json
+
     sys.stdout.flush()
     sys.stdout.buffer.write(to_json(data, indent=2) + b"\n")
     sys.stdout.buffer.flush()
@@ -41,6 +42,8 @@ def _warn(bridge: Bridge) -> None:
 
 
 def _bridge(args: argparse.Namespace) -> Bridge:
+    from .bridge import Bridge
+
     ttl = None if args.cache_ttl is None else cache_ttl(args.cache_ttl, "--cache-ttl")
     bridge = Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
     if sys.stderr.isatty():  # progress while hosts are asked; nothing extra when stderr is a pipe or a file
@@ -324,13 +327,9 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 def _complete_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
     """Model IDs from the cache and the favorites, without any network (completion must be instant)."""
-    try:
-        bridge = Bridge.load(getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
-        ids = [f"{pid}/{m.id}" for pid, report in bridge.hosts.cached_reports().items() for m in report.models]
-        ids += bridge.favorites.list()
-    except Exception:  # a completer must never print a traceback into the user's shell
-        return []
-    return sorted({i for i in ids if i.startswith(prefix)})
+    from .completion import complete_ids
+
+    return complete_ids(prefix, getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
 
 
 def build_parser() -> argparse.ArgumentParser:

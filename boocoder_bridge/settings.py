@@ -10,7 +10,10 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pathlib loads when a path is built: TAB completion does without it
+    from pathlib import Path
 
 # --- environment variables ------------------------------------------------------------------------------
 REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"  # the registry file, when --registry is not given
@@ -56,6 +59,12 @@ FAVORITES_FILE = "favorites.sqlite3"
 OPENCODE_CONFIG_FILE = "opencode.json"
 OPENCODE_TUI_BASE_FILE = "opencode-tui-favorites.json"  # the fleet favorites mirrored last into model.json
 OPENCODE_TUI_LOCK_FILE = "opencode-tui.lock"
+COMPLETION_FILE = "completion-ids.txt"  # the model IDs TAB completion offers, written with the cache
+MAX_COMPLETION_BYTES = 64 << 20  # MAX_HOST_MODELS IDs per provider; a bigger file is not ours
+
+# What a route is for (``resolve --purpose``). Here, not in routing.py, so the CLI's parser (and TAB completion)
+# is built without pydantic; every purpose routes the same.
+PURPOSES: tuple[str, ...] = ("dispatch", "arena", "compaction", "task", "context")
 
 
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -65,6 +74,8 @@ def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$BOOCODER_BRIDGE_STATE_DIR``, else the user's data dir (XDG on Linux)."""
+    from pathlib import Path
+
     env = environ(env)
     if env.get(STATE_DIR_ENV):
         return Path(env[STATE_DIR_ENV])
