@@ -30,7 +30,7 @@ from .httpguard import HostPolicy, RequestGuard
 from .live import LiveCatalog
 from .opencode import render_pieces
 from .routing import Purpose, Route
-from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+from .settings import DEFAULT_HOST, DEFAULT_PORT, SERVE_SEND_BUFFER_BYTES, SERVE_STALL_DROP_S, TOKEN_ENV
 
 ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
             "at most 512 characters, no whitespace or control characters. Anything else gets 422.")
@@ -301,6 +301,11 @@ def bind(host: str, port: int) -> Any:
             from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart without waiting
+    # Every accepted connection inherits these (Linux): a client that stops reading holds a bounded send buffer,
+    # and is dropped once its data has waited SERVE_STALL_DROP_S; its EventSource then reconnects for a snapshot.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVE_SEND_BUFFER_BYTES)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # not on macOS: there a stalled client stays until it goes
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(SERVE_STALL_DROP_S * 1000))
     try:
         sock.bind(address)
         sock.listen(2048)
