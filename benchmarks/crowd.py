@@ -182,8 +182,18 @@ def tcp_mem_mb() -> float:
     return 0.0
 
 
-def tcp_state(sock: socket.socket) -> int:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]  # 1 established, 7 closed
+def server_connections(port: int) -> int:
+    """Established TCP connections whose local port is ``port``: the server's side of its clients (Linux).
+    A connection the server dropped for a stall is gone from here at once; its client learns it (a reset) only
+    when it reads again."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count
 
 
 def stalled_clients(proc: subprocess.Popen[str], port: int, count: int, wait_s: float) -> dict[str, Any]:
@@ -193,6 +203,7 @@ def stalled_clients(proc: subprocess.Popen[str], port: int, count: int, wait_s: 
 
     before = {"rss_mb": proc_rss_mb(proc.pid), "tcp_mem_mb": tcp_mem_mb()}
     socks = []
+    check(server_connections(port) == 0, "the server has other clients")
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -203,10 +214,10 @@ def stalled_clients(proc: subprocess.Popen[str], port: int, count: int, wait_s: 
     for model in some:  # new versions while they stall: more than their buffers can take
         httpx.put(f"{url}/api/favorites/{model}", timeout=30)
     time.sleep(2)
-    during = {"rss_mb": proc_rss_mb(proc.pid), "tcp_mem_mb": tcp_mem_mb(),
+    during = {"rss_mb": proc_rss_mb(proc.pid), "tcp_mem_mb": tcp_mem_mb(), "connections": server_connections(port),
               "healthz_s": timed(lambda: httpx.get(url + "/healthz", timeout=30))}
     time.sleep(wait_s)
-    dropped = sum(1 for s in socks if tcp_state(s) != 1)
+    dropped = count - server_connections(port)
     after = {"rss_mb": proc_rss_mb(proc.pid), "tcp_mem_mb": tcp_mem_mb()}
     for sock in socks:
         sock.close()
