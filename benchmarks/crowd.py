@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import WorkloadError, check, host_body, spread  # noqa: E402
+from benchmarks.run import WorkloadError, check, host_body, process_cpu, spread  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -205,13 +205,17 @@ def stalled_clients(proc: subprocess.Popen[str], port: int, count: int, wait_s: 
     socks = []
     check(server_connections(port) == 0, "the server has other clients")
     for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port))
+        # A small receive buffer: what fills up and stays is then the server's side (a client's own 6 MB
+        # autotuned buffer is the client's memory, though on this machine it counts in the same kernel total)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        sock.connect(("127.0.0.1", port))
         sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         socks.append(sock)
     url = f"http://127.0.0.1:{port}"
     models = httpx.get(url + "/api/models", timeout=30).json()
-    some = [m["id"] for m in models["providers"][0]["models"][:3]]
-    for model in some:  # new versions while they stall: more than their buffers can take
+    some = [m["id"] for m in models["providers"][0]["models"][:4]]
+    for model in some:  # new versions while they stall: more than their buffers can take (2 MB each)
         httpx.put(f"{url}/api/favorites/{model}", timeout=30)
     time.sleep(2)
     during = {"rss_mb": proc_rss_mb(proc.pid), "tcp_mem_mb": tcp_mem_mb(), "connections": server_connections(port),
@@ -303,7 +307,9 @@ def bench(folder: Path, hosts: int, models: int, clients: int, rounds: int, befo
                     port = servers[name][1]
                     catalog = httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=60).json()
                     for kind, count in (("one", 1), ("crowd", clients)):
+                        cpu = process_cpu(servers[name][0].pid)
                         result = asyncio.run(crowd(port, count))
+                        result["server_cpu_s"] = process_cpu(servers[name][0].pid) - cpu  # /healthz probes too
                         check_crowd(result, hosts, models, catalog)
                         result.pop("event")
                         result["load"] = os.getloadavg()[0]
