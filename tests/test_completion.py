@@ -114,3 +114,26 @@ def test_tab_in_bash_lists_the_500_ids_without_importing_pydantic(fleet, isolate
     imported = {row.split("|")[-1].strip() for row in rows if row.startswith("import time:")}
     assert "boocoder_bridge.completion" in imported  # the import list is really the completer's
     assert sorted(imported & set(HEAVY)) == []
+
+
+def test_the_tab_benchmark_checks_its_workload(tmp_path) -> None:
+    """benchmarks/instant.py times the TAB only after checking it: exactly the host's IDs offered, and no
+    pydantic imported; the same check refuses a TAB that took the full path (what every TAB cost before)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_instant", Path(__file__).parents[1] / "benchmarks" /
+                                                  "instant.py")
+    assert spec and spec.loader
+    instant = importlib.util.module_from_spec(spec)
+    sys.modules["bench_instant"] = instant
+    spec.loader.exec_module(instant)
+    fleet = instant.Fleet(tmp_path, 2, 12).build()
+    expected = {f"{fleet.provider(1)}/{m}" for m in instant.model_ids(12)}
+    env = instant.completion_env(fleet, f"boocoder-bridge resolve {fleet.provider(1)}/", tmp_path / "tab.txt")
+    instant.check_completion(fleet, env, expected, fast=True)
+    with pytest.raises(instant.WorkloadError, match="offered"):
+        instant.check_completion(fleet, env, expected | {"x/y"}, fast=True)
+    (fleet.state / COMPLETION_FILE).unlink()
+    with pytest.raises(instant.WorkloadError, match="fast path imported"):
+        instant.check_completion(fleet, env, expected, fast=True)
+    instant.check_completion(fleet, env, expected, fast=False)
