@@ -137,3 +137,13 @@ def test_the_tab_benchmark_checks_its_workload(tmp_path) -> None:
     with pytest.raises(instant.WorkloadError, match="fast path imported"):
         instant.check_completion(fleet, env, expected, fast=True)
     instant.check_completion(fleet, env, expected, fast=False)
+
+
+def test_before_the_slash_the_provider_is_completed(fleet, isolated) -> None:
+    """Both paths: ``a`` offers ``a/`` (not 500 model IDs); ``""`` offers every provider that has an ID."""
+    assert completion.complete_ids("a", str(fleet), str(isolated)) == ["a/"]
+    assert completion.complete_ids("", str(fleet), str(isolated)) == ["a/", "b/", "static/"]
+    (isolated / COMPLETION_FILE).unlink()  # the full path
+    (isolated / CACHE_FILE).write_text((isolated / CACHE_FILE).read_text())
+    assert completion.complete_ids("", str(fleet), str(isolated)) == ["a/", "b/", "static/"]
+    assert len(completion.complete_ids("a/", str(fleet), str(isolated))) == 500
