@@ -345,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-ttl", metavar="SECONDS",
                         help="how long discovery answers are served from the cache (default 30, "
                              "or $BOOCODER_BRIDGE_CACHE_TTL)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # prog given: argparse would otherwise format a usage text to work it out (3 ms of every TAB)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
 
     def add(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -373,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
     favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat, BooCoder and opencode's "
                                                 "TUI); alone: list them")
-    actions = favorites.add_subparsers(dest="action", metavar="ACTION")
+    actions = favorites.add_subparsers(dest="action", metavar="ACTION", prog=f"{PROG} favorites")
     listing = actions.add_parser("list", help="all stored favorites, and why any is hidden now",
                                  description="all stored favorites, and why any is hidden now")
     listing.add_argument("--json", action="store_true", help=JSON_HELP)
