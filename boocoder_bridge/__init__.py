@@ -8,35 +8,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .bridge import Bridge, Compaction
-from .catalog import Catalog, CatalogGroup, CatalogModel
-from .errors import (
-    BridgeError,
-    HostError,
-    HostLostError,
-    ModelIdError,
-    OpencodeNotFoundError,
-    OpencodeTimeoutError,
-    PluginError,
-    ProviderOfflineError,
-    ProviderUnavailableError,
-    Refused,
-    RegistryError,
-    ServeError,
-    StateError,
-)
-from .hookspecs import hookimpl
-from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, safe_text
-from .ids import ModelRef
-from .kinds import ModelState, ProviderKind, PushUnsupported
-from .registry import Provider, Registry
-from .routing import Route
-from .sse import read_events
-
 if TYPE_CHECKING:
+    from .bridge import Bridge, Compaction
+    from .catalog import Catalog, CatalogGroup, CatalogModel
     from .discovery import HostClient
     from .dispatch import Answer, ArenaMatch, Dispatch
+    from .errors import (
+        BridgeError,
+        HostError,
+        HostLostError,
+        ModelIdError,
+        OpencodeNotFoundError,
+        OpencodeTimeoutError,
+        PluginError,
+        ProviderOfflineError,
+        ProviderUnavailableError,
+        Refused,
+        RegistryError,
+        ServeError,
+        StateError,
+    )
+    from .hookspecs import hookimpl
+    from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, safe_text
+    from .ids import ModelRef
+    from .kinds import ModelState, ProviderKind, PushUnsupported
     from .probe import Watch
+    from .registry import Provider, Registry
+    from .routing import Route
+    from .sse import read_events
 
 __version__ = "0.1.0"
 __all__ = [
@@ -82,13 +81,31 @@ __all__ = [
 ]
 
 
-_LAZY = {"HostClient": "discovery", "Answer": "dispatch", "ArenaMatch": "dispatch", "Dispatch": "dispatch",
-         "Watch": "probe"}
+# Every public name loads on first use (issue 22): the CLI's entry point imports this package, and TAB completion
+# must not pay for pydantic, httpx or pluggy. Name -> the module that owns it.
+_LAZY = {
+    **dict.fromkeys(("Bridge", "Compaction"), "bridge"),
+    **dict.fromkeys(("Catalog", "CatalogGroup", "CatalogModel"), "catalog"),
+    "HostClient": "discovery",
+    "Watch": "probe",
+    **dict.fromkeys(("Answer", "ArenaMatch", "Dispatch"), "dispatch"),
+    **dict.fromkeys(("BridgeError", "HostError", "HostLostError", "ModelIdError", "OpencodeNotFoundError",
+                     "OpencodeTimeoutError", "PluginError", "ProviderOfflineError", "ProviderUnavailableError",
+                     "Refused", "RegistryError", "ServeError", "StateError"), "errors"),
+    "hookimpl": "hookspecs",
+    **dict.fromkeys(("HostModel", "ProviderReport", "load_json", "parse_model_list", "positive_int", "safe_text"),
+                    "hostdata"),
+    "ModelRef": "ids",
+    **dict.fromkeys(("ModelState", "ProviderKind", "PushUnsupported"), "kinds"),
+    **dict.fromkeys(("Provider", "Registry"), "registry"),
+    "Route": "routing",
+    "read_events": "sse",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Some names load on first use: ``HostClient`` brings httpx, the dispatch types bring subprocess and
-    threads; commands served from the cache (a warm ``resolve``) need neither."""
+    """A public name loads its module on first use: ``Bridge`` brings pydantic and pluggy, ``HostClient`` httpx,
+    the dispatch types subprocess and threads; TAB completion needs none of them."""
     if name in _LAZY:
         import importlib
 
@@ -96,3 +113,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

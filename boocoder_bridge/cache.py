@@ -15,12 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from . import completion
 from .bulk import FieldsSetPool, bulk
 from .errors import StateError
 from .files import DISK_FULL_TEXT, ReadRefused, atomic_write, read_capped
 from .hostdata import ProviderReport
 from .registry import Provider
-from .settings import CACHE_FILE, MAX_CACHE_BYTES, STATE_DIR_ENV
+from .settings import CACHE_FILE, COMPLETION_FILE, MAX_CACHE_BYTES, STATE_DIR_ENV
 
 CACHE_VERSION = 2
 READABLE_VERSIONS = (1, CACHE_VERSION)
@@ -131,6 +132,7 @@ class DiscoveryCache:
             atomic_write(self.path, data.model_dump_json(exclude_none=True))
             self._stamp = self._file_stamp()
             self._write_failed = False
+            self._write_candidates(data)
             return None
         except StateError as exc:  # derived data: the commands still work, they only ask again next time
             fix = "" if DISK_FULL_TEXT in str(exc) else \
@@ -138,3 +140,9 @@ class DiscoveryCache:
             self.problem = f"{exc}; the answers are not kept{fix}"
             self._write_failed = True
             return None if failing else self.problem
+
+    def _write_candidates(self, data: CacheFile) -> None:
+        """The IDs for TAB completion beside the cache, stamped with it (completion.py reads them)."""
+        stamp = completion.cache_stamp(self.path)
+        ids = {pid: (entry.base_url, [m.id for m in entry.latest.models]) for pid, entry in data.providers.items()}
+        atomic_write(self.path.with_name(COMPLETION_FILE), completion.candidates_text(ids, stamp))

@@ -14,14 +14,13 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_json
-
-from .bridge import Bridge
 from .errors import BridgeError, ModelIdError, RegistryError
-from .routing import PURPOSES
-from .settings import DEFAULT_HOST, DEFAULT_PORT, cache_ttl
+from .settings import DEFAULT_HOST, DEFAULT_PORT, PURPOSES, cache_ttl
+
+if TYPE_CHECKING:  # loaded inside the commands: TAB completion imports this module and needs none of them
+    from .bridge import Bridge
 
 PROG = "boocoder-bridge"
 Command = Callable[[argparse.Namespace], int]
@@ -31,6 +30,8 @@ def _print_json(data: Any) -> None:
     """Indented JSON, byte for byte what ``json.dumps(data, indent=2, ensure_ascii=False)`` writes, from
     pydantic's encoder: 20x faster on a 10,000-model catalog. A model is written without a dict copy, and the
     UTF-8 bytes go out as they are (no str copy of a 14 MB catalog, no second encoding)."""
+    from pydantic_core import to_json
+
     sys.stdout.flush()
     sys.stdout.buffer.write(to_json(data, indent=2) + b"\n")
     sys.stdout.buffer.flush()
@@ -42,6 +43,8 @@ def _warn(bridge: Bridge) -> None:
 
 
 def _bridge(args: argparse.Namespace) -> Bridge:
+    from .bridge import Bridge
+
     ttl = None if args.cache_ttl is None else cache_ttl(args.cache_ttl, "--cache-ttl")
     bridge = Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
     if sys.stderr.isatty():  # progress while hosts are asked; nothing extra when stderr is a pipe or a file
@@ -379,13 +382,9 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 def _complete_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
     """Model IDs from the cache and the favorites, without any network (completion must be instant)."""
-    try:
-        bridge = Bridge.load(getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
-        ids = [f"{pid}/{m.id}" for pid, report in bridge.hosts.cached_reports().items() for m in report.models]
-        ids += bridge.favorites.list()
-    except Exception:  # a completer must never print a traceback into the user's shell
-        return []
-    return sorted({i for i in ids if i.startswith(prefix)})
+    from .completion import complete_ids
+
+    return complete_ids(prefix, getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-ttl", metavar="SECONDS",
                         help="how long discovery answers are served from the cache (default 30, "
                              "or $BOOCODER_BRIDGE_CACHE_TTL)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # prog given: argparse would otherwise format a usage text to work it out (3 ms of every TAB)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", prog=PROG)
 
     def add(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--offline", action="store_true", help="no network: the last known models of each provider")
     favorites = add("favorites", cmd_favorites, "the stored favorites (shared by BooChat, BooCoder and opencode's "
                                                 "TUI); alone: list them")
-    actions = favorites.add_subparsers(dest="action", metavar="ACTION")
+    actions = favorites.add_subparsers(dest="action", metavar="ACTION", prog=f"{PROG} favorites")
     listing = actions.add_parser("list", help="all stored favorites, and why any is hidden now",
                                  description="all stored favorites, and why any is hidden now")
     listing.add_argument("--json", action="store_true", help=JSON_HELP)

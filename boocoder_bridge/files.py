@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import StateError
+
+if TYPE_CHECKING:  # pathlib loads on the first write: TAB completion only reads (read_capped)
+    from pathlib import Path
 
 LEFTOVER_AGE_S = 3600.0  # a temp file this old is a leftover even if its PID is alive again (reused)
 
@@ -56,6 +58,8 @@ def atomic_write(path: str | os.PathLike[str], content: str | bytes | Iterable[b
     ``content`` may come in pieces (a 42 MB config is then never held whole). Raises :class:`StateError`
     (exit 4) naming the file, with the system's reason.
     """
+    from pathlib import Path
+
     target = Path(os.path.realpath(path))
     pieces = [content.encode("utf-8")] if isinstance(content, str) else [content] if isinstance(content, bytes) \
         else content
@@ -84,7 +88,7 @@ def create_new(path: Path, fill: Callable[[Path], None]) -> bool:
     cannot be told from one a crash or a sync tool truncated, and only the second is damage."""
     ensure_dir(path.parent)
     _remove_leftovers(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))  # umask
     try:
         fill(tmp)
@@ -126,7 +130,7 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 
 def _replace(target: Path, pieces: Iterable[bytes], mode: int | None) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
     try:
         try:

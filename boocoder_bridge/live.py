@@ -15,7 +15,11 @@ window that became known, without anybody asking again. So ``serve`` owns one :c
 Clients read :attr:`LiveCatalog.current` (no request ever waits on a host) or follow :meth:`LiveCatalog.stream`.
 Every version is a full snapshot, encoded once for all clients: a client that falls behind (or reconnects with
 an old ``Last-Event-ID``) simply gets the newest one, so nothing is ever queued per client and a slow client
-only slows itself.
+only slows itself. Its frames (the next version's, and the full snapshot a new client gets) are encoded once per
+version, whoever asks, from the catalog JSON already encoded: 200 clients connecting at once on a 9,000-model
+catalog each encoded it again before (8.6 ms each, all on the event loop). A frame goes out in
+``EVENT_CHUNK_BYTES`` pieces, so a client that stops reading holds one piece, not a copy of the frame (the
+socket limits are set in server.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from . import sse
 from .catalog import Catalog, build_catalog
@@ -39,6 +44,7 @@ from .hostdata import HostModel, ProviderReport, static_report
 from .kinds import PushUnsupported, has_push_channel
 from .registry import Provider
 from .routing import Resolver
+from .settings import EVENT_CHUNK_BYTES
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -86,6 +92,7 @@ class LiveCatalog:
         self._catalog: Catalog | None = None
         self._json = ""
         self._frame = b""
+        self._snapshot_frame: tuple[str, bytes] | None = None  # (event id, frame): built once, on first ask
         self._groups: dict[str, str] = {}
         self._favorites_json = ""
         self._published = asyncio.Event()  # replaced by a new one at every version
@@ -381,12 +388,14 @@ class LiveCatalog:
         self._published = asyncio.Event()
 
     def _encode(self, changed: list[str]) -> bytes:
-        event = CatalogEvent(version=self.event_id, changed=changed, catalog=self.current)
-        return sse.frame(EVENT, event.model_dump_json(), self.event_id)
+        """A :class:`CatalogEvent` frame, byte for byte its ``model_dump_json()``, with the catalog JSON spliced in
+        as it was encoded once for :attr:`current_json` (encoding 9,000 models again cost 8.6 ms a frame)."""
+        head = to_json({"version": self.event_id, "changed": changed})[:-1]  # the same encoder, field order as in
+        return sse.frame(EVENT, f'{head.decode()},"catalog":{self._json}}}', self.event_id)  # CatalogEvent
 
     # --- event stream ----------------------------------------------------------------------------------------
 
-    async def stream(self, last_event_id: str | None = None) -> AsyncIterator[bytes]:
+    async def stream(self, last_event_id: str | None = None) -> AsyncIterator[bytes | memoryview]:
         """``GET /api/events``: the newest version at once (unless ``last_event_id`` is it), then each new one.
 
         A client that missed versions gets the newest full snapshot, which says everything it missed (its
@@ -400,7 +409,9 @@ class LiveCatalog:
                 if sent != self.event_id:
                     frame = self._frame if sent == f"{self.epoch}-{self.version - 1}" else self._snapshot()
                     sent = self.event_id
-                    yield frame
+                    view = memoryview(frame)  # pieces without copies; the frame is shared by every client
+                    for start in range(0, len(view), EVENT_CHUNK_BYTES):
+                        yield view[start:start + EVENT_CHUNK_BYTES]
                     continue
                 try:
                     await asyncio.wait_for(self._published.wait(), KEEPALIVE_S)
@@ -410,7 +421,10 @@ class LiveCatalog:
             self.clients -= 1
 
     def _snapshot(self) -> bytes:
-        return self._encode(["favorites", *self._groups])
+        """The newest version as a full snapshot (every section changed), encoded once per version."""
+        if self._snapshot_frame is None or self._snapshot_frame[0] != self.event_id:
+            self._snapshot_frame = (self.event_id, self._encode(["favorites", *self._groups]))
+        return self._snapshot_frame[1]
 
 
 def _stamp(path: os.PathLike[str]) -> tuple[Any, ...] | None:

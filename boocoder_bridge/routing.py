@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from itertools import islice
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -15,10 +15,9 @@ from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
 from .ids import Spellings
 from .registry import Provider, Registry
-from .settings import environ
+from .settings import PURPOSES, environ
 
-Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]
-PURPOSES: tuple[str, ...] = get_args(Purpose)
+Purpose = Literal[PURPOSES]  # type: ignore[valid-type]  # a tuple subscript: Literal["dispatch", "arena", ...]
 MEMO_LIMIT = 8192  # routes kept per resolver; past it the older half goes (a hit is a dict lookup)
 ContextHook = Callable[[Provider, str], int | None]
 

@@ -42,7 +42,15 @@ from .httpguard import HostPolicy, RequestGuard
 from .live import CatalogEvent, LiveCatalog
 from .opencode import render_pieces
 from .routing import Purpose, Route
-from .settings import DEFAULT_HOST, DEFAULT_PORT, MAX_ID_CHARS, MAX_REQUEST_BYTES, TOKEN_ENV
+from .settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MAX_ID_CHARS,
+    MAX_REQUEST_BYTES,
+    SERVE_SEND_BUFFER_BYTES,
+    SERVE_STALL_DROP_S,
+    TOKEN_ENV,
+)
 
 log = logging.getLogger("boocoder_bridge")
 HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
@@ -481,6 +489,11 @@ def bind(host: str, port: int) -> Any:
             from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart without waiting
+    # Every accepted connection inherits these (Linux): a client that stops reading holds a bounded send buffer,
+    # and is dropped once its data has waited SERVE_STALL_DROP_S; its EventSource then reconnects for a snapshot.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVE_SEND_BUFFER_BYTES)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # not on macOS: there a stalled client stays until it goes
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(SERVE_STALL_DROP_S * 1000))
     try:
         sock.bind(address)
         sock.listen(2048)

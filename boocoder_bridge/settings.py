@@ -10,7 +10,10 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pathlib loads when a path is built: TAB completion does without it
+    from pathlib import Path
 
 # --- environment variables ------------------------------------------------------------------------------
 REGISTRY_ENV = "BOOCODER_BRIDGE_REGISTRY"  # the registry file, when --registry is not given
@@ -51,6 +54,13 @@ MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and re
 MAX_NAME_CHARS = 256  # display names from a host are cut to this
 MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
 
+# --- what one `serve` client may cost (issue 22): a client that stops reading holds at most about
+# 2 x SERVE_SEND_BUFFER_BYTES in the kernel (Linux doubles it) plus EVENT_CHUNK_BYTES and the transport's 64 KiB
+# high-water mark in the process, about 448 KiB, and is dropped after SERVE_STALL_DROP_S without progress ---------
+SERVE_SEND_BUFFER_BYTES = 128 << 10  # each connection's socket send buffer (SO_SNDBUF; no autotuning to 4 MB)
+SERVE_STALL_DROP_S = 10.0  # a connection whose sent data is not taken for this long is dropped (TCP_USER_TIMEOUT)
+EVENT_CHUNK_BYTES = 128 << 10  # an event is written in pieces this big: a stalled client holds one, not a copy
+
 # --- limits on input files (README "Reliability") ---------------------------------------------------------
 MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
 MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
@@ -70,6 +80,12 @@ FAVORITES_FILE = "favorites.sqlite3"
 OPENCODE_CONFIG_FILE = "opencode.json"
 OPENCODE_TUI_BASE_FILE = "opencode-tui-favorites.json"  # the fleet favorites mirrored last into model.json
 OPENCODE_TUI_LOCK_FILE = "opencode-tui.lock"
+COMPLETION_FILE = "completion-ids.txt"  # the model IDs TAB completion offers, written with the cache
+MAX_COMPLETION_BYTES = 64 << 20  # MAX_HOST_MODELS IDs per provider; a bigger file is not ours
+
+# What a route is for (``resolve --purpose``). Here, not in routing.py, so the CLI's parser (and TAB completion)
+# is built without pydantic; every purpose routes the same.
+PURPOSES: tuple[str, ...] = ("dispatch", "arena", "compaction", "task", "context")
 
 
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -79,6 +95,8 @@ def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$BOOCODER_BRIDGE_STATE_DIR``, else the user's data dir (XDG on Linux)."""
+    from pathlib import Path
+
     env = environ(env)
     if env.get(STATE_DIR_ENV):
         return Path(env[STATE_DIR_ENV])
