@@ -54,9 +54,10 @@ MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and re
 MAX_NAME_CHARS = 256  # display names from a host are cut to this
 MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
 
-# --- what one `serve` client may cost (issue 22): a client that stops reading holds at most about
-# 2 x SERVE_SEND_BUFFER_BYTES in the kernel (Linux doubles it) plus EVENT_CHUNK_BYTES and the transport's 64 KiB
-# high-water mark in the process, about 448 KiB, and is dropped after SERVE_STALL_DROP_S without progress ---------
+# --- what one `serve` client may cost --------------------------------------------------------------------
+# A client that stops reading holds at most about 2 x SERVE_SEND_BUFFER_BYTES in the kernel (Linux doubles it)
+# plus EVENT_CHUNK_BYTES and the transport's 64 KiB high-water mark in the process, about 448 KiB, and is
+# dropped after SERVE_STALL_DROP_S without progress.
 SERVE_SEND_BUFFER_BYTES = 128 << 10  # each connection's socket send buffer (SO_SNDBUF; no autotuning to 4 MB)
 SERVE_STALL_DROP_S = 10.0  # a connection whose sent data is not taken for this long is dropped (TCP_USER_TIMEOUT)
 EVENT_CHUNK_BYTES = 128 << 10  # an event is written in pieces this big: a stalled client holds one, not a copy

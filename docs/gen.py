@@ -89,8 +89,9 @@ def _settings_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     """``settings.py``'s ``# --- title ---`` sections, each with its constants and their trailing comments."""
     source = (ROOT / "boocoder_bridge" / "settings.py").read_text(encoding="utf-8")
     lines = source.splitlines()
-    names = {node.lineno: node.targets[0].id for node in ast.parse(source).body
-             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    names = {node.lineno: target.id for node in ast.parse(source).body if isinstance(node, ast.Assign | ast.AnnAssign)
+             for target in [node.targets[0] if isinstance(node, ast.Assign) else node.target]
+             if isinstance(target, ast.Name)}
     sections: list[tuple[str, list[tuple[str, str]]]] = []
     for number, line in enumerate(lines, 1):
         if line.startswith("# ---"):
