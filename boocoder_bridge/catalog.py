@@ -113,8 +113,7 @@ def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], res
     return Catalog(favorites=visible, providers=groups)
 
 
-def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str, env: Mapping[str, str]
-               ) -> str | None:
+def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str) -> str | None:
     """Why a stored favorite is not shown now (the rule of :func:`build_catalog`), or None when it is."""
     provider_id, _, model = favorite.partition("/")
     provider = registry.providers.get(provider_id)

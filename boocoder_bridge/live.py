@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import sse
-from .catalog import Catalog, build_catalog
+from .catalog import Catalog
 from .errors import BridgeError
-from .hostdata import HostModel, ProviderReport, static_report
+from .hostdata import HostModel, ProviderReport
 from .kinds import PushUnsupported, has_push_channel
 from .registry import Provider
-from .routing import Resolver
 
 if TYPE_CHECKING:
     from .bridge import Bridge
+    from .fleetstate import FleetState
     from .kinds import ModelState
 
 log = logging.getLogger("boocoder_bridge")
@@ -83,6 +83,7 @@ class LiveCatalog:
         self.reports: dict[str, ProviderReport] = {}
         self.pushed: dict[str, dict[str, ModelState]] = {}  # provider -> model -> what its push channel said
         self.favorites: list[str] = []
+        self.state: FleetState | None = None  # the newest snapshot this loop published
         self._catalog: Catalog | None = None
         self._json = ""
         self._frame = b""
@@ -129,13 +130,10 @@ class LiveCatalog:
         with contextlib.suppress(BridgeError):
             self.favorites = await asyncio.to_thread(bridge.list_favorites)
         first: list[asyncio.Future[None]] = []
+        self.reports = bridge.fleet.cached_reports(unseen="not checked yet")
         for pid, provider in bridge.registry.providers.items():
-            if not provider.asks_host(bridge.env):
-                self.reports[pid] = static_report(provider, bridge.env)
+            if not provider.asks_host():
                 continue
-            entry = bridge.cache.entry(provider)
-            self.reports[pid] = entry.latest if entry else ProviderReport(
-                provider=pid, status="offline", error="not checked yet")
             self._pokes[pid] = asyncio.Event()
             first.append(self._round(pid))
             self._tasks.append(asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}"))
@@ -166,6 +164,7 @@ class LiveCatalog:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self.bridge.fleet.live = False  # nobody keeps the published snapshot current any more
 
     # --- what changes the state ----------------------------------------------------------------------------
 
@@ -205,22 +204,13 @@ class LiveCatalog:
                 self._rebuild()
 
     async def _provider_loop(self, provider: Provider) -> None:
-        from .discovery import discover_async  # httpx loads only in a process that serves
-
-        bridge, failures = self.bridge, 0
-        lister = bridge.kinds[provider.kind].list_models
+        fleet, failures = self.bridge.fleet, 0
         poke = self._pokes[provider.id]
         while not self._closing.is_set():
             poke.clear()
             round_ = self._round(provider.id)
             started = time.monotonic()
-            try:
-                found = await discover_async(bridge.registry, lambda _p: lister, only=[provider.id], env=bridge.env)
-                report = found[provider.id]
-            except Exception as exc:  # a plugin's kind may fail in any way: that provider shows the error
-                log.warning("discovering %s failed: %s", provider.id, exc)
-                report = ProviderReport(provider=provider.id, status="error", fetched_at=time.time(),
-                                        error=f"discovery failed ({exc.__class__.__name__})")
+            report = await fleet.discover_one(provider)
             self._set_report(provider.id, report)
             if not round_.done():
                 round_.set_result(None)
@@ -236,7 +226,7 @@ class LiveCatalog:
     async def _store(self, provider: Provider, report: ProviderReport) -> None:
         """Share the answer with other processes (the CLI, ``generate --offline``) through the cache file."""
         try:
-            await asyncio.to_thread(self.bridge.cache.store, {provider.id: provider}, {provider.id: report})
+            await asyncio.to_thread(self.bridge.fleet.store, provider, report)
         except BridgeError as exc:  # a read-only state dir: the live catalog still works
             log.warning("%s", exc)
 
@@ -364,10 +354,9 @@ class LiveCatalog:
         return report.model_copy(update={"models": models})
 
     def _rebuild(self) -> None:
-        bridge = self.bridge
-        reports = {pid: self._effective(pid) for pid in bridge.registry.providers}
-        resolver = Resolver(bridge.registry, reports, bridge._context_hook, bridge.env)
-        catalog = build_catalog(bridge.registry, reports, resolver, self.favorites)
+        reports = {pid: self._effective(pid) for pid in self.bridge.registry.providers}
+        self.state = self.bridge.fleet.publish(reports, self.favorites)
+        catalog = self.state.catalog()
         body = catalog.model_dump_json()
         if body == self._json:
             return

@@ -74,6 +74,7 @@ class Provider(BaseModel):
     request_timeout_s: float = Field(default=300.0, gt=0, le=86400)
     bare_ids: tuple[str, ...] = ()
     models: dict[str, ModelSettings] = Field(default_factory=dict)
+    _enabled: bool | None = PrivateAttr(default=None)  # bound at load (Registry.bind): env is read once
 
     @property
     def display_name(self) -> str:
@@ -90,8 +91,11 @@ class Provider(BaseModel):
         return (self.sidecar_url or self.base_url) + "/v1"
 
     def enabled(self, env: Mapping[str, str] | None = None) -> bool:
+        """Enabled by ``enabled_if_env``: in the environment bound at load, unless ``env`` is given."""
         if self.enabled_if_env is None:
             return True
+        if env is None and self._enabled is not None:
+            return self._enabled
         return bool(environ(env).get(self.enabled_if_env))
 
     def asks_host(self, env: Mapping[str, str] | None = None) -> bool:
@@ -118,6 +122,17 @@ class Registry(BaseModel):
 
     def model_post_init(self, _context: Any) -> None:
         self._bare_owner = {bare: p.id for p in self.providers.values() for bare in p.bare_ids}
+
+    def bind(self, env: Mapping[str, str]) -> Registry:
+        """A copy whose providers know whether they are enabled in ``env``: decided once, at load, so nobody
+        threads the environment through every call that asks."""
+        providers = {}
+        for pid, provider in self.providers.items():
+            providers[pid] = bound = provider.model_copy()
+            bound._enabled = provider.enabled(env)
+        registry = self.model_copy(update={"providers": providers})
+        registry._source = self._source
+        return registry
 
     def provider(self, provider_id: str) -> Provider:
         try:

@@ -14,7 +14,6 @@ from .bulk import FieldsSetPool, bulk
 from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
 from .registry import Provider, Registry
-from .settings import environ
 
 Purpose = Literal["dispatch", "arena", "compaction", "task", "context"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
@@ -68,10 +67,10 @@ class Resolver:
     """Resolves IDs against the registry plus the last known host answers. Pure and memoised: no network."""
 
     def __init__(self, registry: Registry, reports: Mapping[str, ProviderReport],
-                 context_hook: ContextHook | None = None, env: Mapping[str, str] | None = None) -> None:
+                 context_hook: ContextHook | None = None) -> None:
+        """``registry`` bound to its environment (:meth:`Registry.bind`) says which providers are enabled."""
         self.registry = registry
         self.context_hook = context_hook
-        self.env = environ(env)
         with bulk():
             self._hosts: dict[tuple[str, str], HostModel] = {
                 (pid, m.id): m for pid, report in reports.items() for m in report.models
@@ -96,7 +95,7 @@ class Resolver:
             raise ModelIdError(f"unknown purpose {purpose!r}; use one of: {', '.join(PURPOSES)}")
         ref, legacy = self.registry.parse_model_id(model_id)
         provider = self.registry.providers[ref.provider]
-        if not provider.enabled(self.env):
+        if not provider.enabled():
             raise ProviderUnavailableError(f"{model_id}: {provider.disabled_reason()}")
         facts = self.facts(provider, ref.model)
         composite = f"{ref.provider}/{ref.model}" if legacy else model_id  # already composite

@@ -257,9 +257,12 @@ def test_no_secret_in_emitted_config(fleet) -> None:
 
 
 def test_disabled_provider_gets_no_entry(fleet, monkeypatch) -> None:
+    """Whether a provider is enabled is read from the environment the bridge is loaded with."""
     bridge, _ = fleet
+    assert "deepseek" in bridge.opencode_config()[0]["provider"]
     monkeypatch.delenv("DEEPSEEK_API_KEY")
-    assert "deepseek" not in bridge.opencode_config()[0]["provider"]
+    assert "deepseek" in bridge.opencode_config()[0]["provider"]  # bound at load: a later change is not seen
+    assert "deepseek" not in Bridge.load(bridge.registry.source, bridge.state_dir).opencode_config()[0]["provider"]
 
 
 def test_a_tiny_request_timeout_is_still_one_opencode_accepts(write_registry) -> None:
