@@ -26,6 +26,10 @@ LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the
 
 # --- defaults -------------------------------------------------------------------------------------------
 DEFAULT_TTL_S = 30.0
+# A provider's defaults (registry keys of the same name; the registry's models own their shape).
+DEFAULT_TIMEOUT_S = 2.0  # timeout_s: discovery's deadline for one host
+DEFAULT_REFRESH_S = 15.0  # refresh_s: `serve` re-discovers a provider this often (with jitter)
+DEFAULT_REQUEST_TIMEOUT_S = 300.0  # request_timeout_s: opencode's wait for one model request
 MAX_TTL_S = 366 * 86400.0
 CACHE_CHECK_INTERVAL_S = 0.5  # how often a long-lived Bridge looks whether another process rewrote the cache
 DEFAULT_HOST = "127.0.0.1"
