@@ -29,6 +29,7 @@ from .ids import ModelRef
 from .kinds import ModelState, ProviderKind, PushUnsupported
 from .registry import Provider, Registry
 from .routing import Route
+from .settings import PROPS_CONCURRENCY, PROPS_LOOKUPS  # the bounds a kind's extra lookups keep (llama_swap)
 from .sse import read_events
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
+    "PROPS_CONCURRENCY",
+    "PROPS_LOOKUPS",
     "Answer",
     "ArenaMatch",
     "Bridge",

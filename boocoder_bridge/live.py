@@ -38,6 +38,20 @@ from .errors import BridgeError
 from .hostdata import HostModel, ProviderReport
 from .kinds import PushUnsupported, has_push_channel
 from .registry import Provider
+from .settings import (
+    CLIENT_RETRY_MS,
+    FAVORITES_CHECK_S,
+    FAVORITES_REREAD_S,
+    JITTER,
+    KEEPALIVE_S,
+    PUSH_MESSAGES_PER_S,
+    PUSH_REBUILD_S,
+    RETRY_FIRST_S,
+    RETRY_MAX_S,
+    ROUND_MIN_S,
+    STARTUP_WAIT_S,
+    WATCH_RETRY_MAX_S,
+)
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -46,18 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("boocoder_bridge")
 
-STARTUP_WAIT_S = 3.0  # serve starts answering after the first round, or this long at most
-JITTER = 0.1  # every wait is stretched or shrunk by up to 10 %
-RETRY_FIRST_S = 0.5  # a provider that is down is asked again after 0.5, 1, 2, 4 s ...
-RETRY_MAX_S = 4.0  # ... but never less often than this (or its refresh_s, if shorter)
-WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff up to this
-FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
-FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
-PUSH_REBUILD_S = 0.1  # push messages rebuild the catalog at most this often: a chatty host cannot hog the loop
-PUSH_MESSAGES_PER_S = 20  # a push channel is read at most this fast; a flood waits in the host's socket
-ROUND_MIN_S = 1.0  # a provider is discovered (and its answer written to the cache) at most once per this long
-KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
-CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
 EVENT = "catalog"
 
 

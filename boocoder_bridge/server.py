@@ -29,12 +29,11 @@ from .httpguard import HostPolicy, RequestGuard
 from .live import LiveCatalog
 from .opencode import render_pieces
 from .routing import Purpose, Route
-from .settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+from .settings import DEFAULT_HOST, DEFAULT_PORT, HOST_LANE_THREADS, TOKEN_ENV
 
 ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
             "at most 512 characters, no whitespace or control characters. Anything else gets 422.")
 log = logging.getLogger("boocoder_bridge")
-HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
 T = TypeVar("T")
 
 

@@ -16,20 +16,13 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from boocoder_bridge import Bridge
 from boocoder_bridge.errors import StateError
 from boocoder_bridge.opencode import NEUTRAL_MODEL, plan_limit, render, write_config
-from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
-from tests.helpers import deepseek, down
+from tests.fakehost import RESPONSES, llama_swap_body
+from tests.helpers import deepseek, down, opencode_schema_errors
 
 
 class TextSnapshot(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
     file_extension = "json"
-
-
-def opencode_schema_errors(config: dict) -> list[str]:
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(OPENCODE_SCHEMA.read_text())
-    return [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(schema).iter_errors(config)]
 
 
 @pytest.fixture
