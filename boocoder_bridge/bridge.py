@@ -232,16 +232,16 @@ class Bridge:
         Refuses at once an ID no host lists (:class:`ModelIdError`, with a "did you mean"; opencode would fail on
         it) and a provider that is disabled or offline (:class:`ProviderUnavailableError`)."""
         state = self.state()  # one snapshot for the route, the checks and the config
-        route = state.resolve(model_id, purpose)
-        self._refuse_unlisted(state, [model_id])
+        route = state.resolve(model_id, purpose)  # the one parse of the ID
+        self._refuse_unlisted(state, [model_id], [route])
         state.refuse_unavailable([route])
         config, path = self._fleet_config(state)
         return self._dispatch(route, prompt, mode, opencode, config, path)
 
     @staticmethod
-    def _refuse_unlisted(state: FleetState, model_ids: Sequence[str]) -> None:
-        for model_id in model_ids:
-            if (verdict := state.check(model_id)) is not None:
+    def _refuse_unlisted(state: FleetState, model_ids: Sequence[str], routes: Sequence[Route]) -> None:
+        for model_id, route in zip(model_ids, routes, strict=True):
+            if (verdict := state.check(model_id, route)) is not None:
                 raise ModelIdError(verdict.message())
 
     def _fleet_config(self, state: FleetState) -> tuple[dict[str, Any], Path]:
@@ -277,7 +277,7 @@ class Bridge:
         or veto. ``locate_opencode=False`` sets a match up to show, not run: no opencode binary is needed."""
         state = self.state()  # one snapshot for every contestant
         routes = [state.resolve(model_id, "arena") for model_id in model_ids]
-        self._refuse_unlisted(state, model_ids)
+        self._refuse_unlisted(state, model_ids, routes)
         if len(routes) < 2:
             raise ModelIdError("an arena match needs at least two contestants")
         seen: dict[str, str] = {}

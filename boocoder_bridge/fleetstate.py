@@ -84,11 +84,14 @@ class FleetState:
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)
 
-    def check(self, model_id: str) -> Verdict | None:
-        """Whether ``model_id`` names a listed model (the rule is in idcheck.py)."""
+    def check(self, model_id: str, route: Route | None = None) -> Verdict | None:
+        """Whether ``model_id`` names a listed model (the rule is in idcheck.py); ``route``: its route, so the
+        ID is not parsed again."""
         from . import idcheck
+        from .ids import ModelRef
 
-        return idcheck.check(self.registry, self.known, model_id)
+        parsed = (ModelRef(route.provider, route.model), route.legacy) if route is not None else None
+        return idcheck.check(self.registry, self.known, model_id, parsed)
 
     def refuse_unavailable(self, routes: Sequence[Route]) -> None:
         """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""

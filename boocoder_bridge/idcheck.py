@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .hostdata import ProviderReport
+from .ids import ModelRef
 from .registry import Registry
 
 
@@ -41,9 +42,11 @@ def _closest(word: str, choices: Iterable[str], n: int = 2) -> list[str]:
     return exact[:1] or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
 
 
-def check(registry: Registry, reports: Mapping[str, ProviderReport], text: str) -> Verdict | None:
-    """None when the ID is listed, or when nobody can tell (the provider never answered)."""
-    ref, legacy = registry.parse_model_id(text)
+def check(registry: Registry, reports: Mapping[str, ProviderReport], text: str,
+          parsed: tuple[ModelRef, bool] | None = None) -> Verdict | None:
+    """None when the ID is listed, or when nobody can tell (the provider never answered). ``parsed``: the ID
+    already parsed (``registry.parse_model_id(text)``, as a route holds it), so it is not parsed twice."""
+    ref, legacy = parsed or registry.parse_model_id(text)
     provider = registry.providers[ref.provider]
     report = reports.get(ref.provider)
     if report is None or not report.available:
