@@ -54,6 +54,32 @@ class Result:
         return json.loads(self.out)
 
 
+@dataclass
+class Fleet:
+    """A registry file and the fake llama-swap hosts behind it (by provider id)."""
+
+    registry: Path
+    hosts: dict[str, Any]
+
+    def __iter__(self) -> Any:  # ``path, sam, emb = fleet``: the registry, then each host in order
+        return iter([self.registry, *self.hosts.values()])
+
+
+def build_fleet(start_host: Any, write_registry: Any, hosts: dict[str, dict[str, Any]],
+                others: dict[str, dict[str, Any]] | None = None, default: str | None = None) -> Fleet:
+    """The one fleet builder: a fake llama-swap per entry of ``hosts`` (provider id -> the FakeHost's arguments,
+    plus ``provider``: that provider's registry settings), then ``others`` (providers without a fake host, such
+    as :func:`deepseek` or :func:`down`). ``start_host`` and ``write_registry`` are the conftest fixtures."""
+    started, providers = {}, {}
+    for pid, spec in hosts.items():
+        settings = dict(spec.get("provider", {}))
+        host = start_host(**{"name": pid, **{k: v for k, v in spec.items() if k != "provider"}})
+        started[pid] = host
+        providers[pid] = llama_swap(host.url, **settings)
+    providers.update(others or {})
+    return Fleet(write_registry(registry_data(providers, default)), started)
+
+
 def run_process(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
     """The CLI as a real process (for exit codes, 'no traceback' checks and end-to-end runs)."""
     done = subprocess.run([sys.executable, "-m", "boocoder_bridge", *argv], capture_output=True, text=True,

@@ -10,13 +10,13 @@ import pytest
 from boocoder_bridge import Bridge
 from boocoder_bridge.cache import CACHE_VERSION
 from tests.fakehost import llama_swap_body
+from tests.helpers import build_fleet
 
 
 @pytest.fixture
 def fleet(hosts, write_registry, isolated):
-    up = hosts(name="up", models_body=llama_swap_body("coder", "chat", contexts={"coder": 65536}))
-    path = write_registry({"default_provider": "up", "providers": {
-        "up": {"kind": "llama-swap", "base_url": up.url, "timeout_s": 1}}})
+    path, up = build_fleet(hosts, write_registry, {"up": {
+        "models_body": llama_swap_body("coder", "chat", contexts={"coder": 65536}), "provider": {"timeout_s": 1}}})
     return path, up, isolated / "discovery-cache.json"
 
 
