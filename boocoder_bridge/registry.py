@@ -1,4 +1,5 @@
-"""The provider registry: a JSON file checked by ``schemas/providers.schema.json``, parsed into pydantic models.
+"""The provider registry: a JSON file whose shape the strict models below own (they generate
+``schemas/providers.schema.json``), parsed into pydantic models bound to their environment at load.
 
 Without a registry file the legacy environment (``LLAMA_SWAP_URL``, ``DEEPSEEK_API_KEY``) is turned into one,
 so installs that predate the bridge keep working.
