@@ -158,6 +158,9 @@ class FleetSource:
         self._checked_at = 0.0
         self._generation = 0
         self._make_lock = threading.Lock()
+        # A static report depends only on the bound registry: made once, so snapshots can tell "nothing changed"
+        # by identity and keep their resolver (and its memoised routes).
+        self._static = {pid: static_report(p) for pid, p in registry.providers.items() if not p.asks_host()}
         self.live = False  # set by serve's live loop: from then on only its published snapshots are served
 
     # --- the snapshots -----------------------------------------------------------------------------
@@ -206,8 +209,8 @@ class FleetSource:
         """Static reports and the cache's latest answers; a provider never seen gets an error saying ``unseen``."""
         out = {}
         for pid, provider in self.registry.providers.items():
-            if not provider.asks_host():
-                out[pid] = static_report(provider)
+            if pid in self._static:
+                out[pid] = self._static[pid]
             elif (entry := self.cache.entry(provider)) is not None:
                 out[pid] = entry.latest
             else:
@@ -244,8 +247,8 @@ class FleetSource:
         out: dict[str, ProviderReport] = {}
         ask: list[str] = []
         for pid, provider in self.registry.providers.items():
-            if not provider.asks_host():
-                out[pid] = static_report(provider)
+            if pid in self._static:
+                out[pid] = self._static[pid]
             elif (report := cached(provider)) is not None:
                 out[pid] = report
             else:

@@ -4,6 +4,8 @@ what each makes of a given answer (the HTTP tests say the answers get there)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from boocoder_bridge.catalog import build_catalog, why_hidden
@@ -124,3 +126,18 @@ def test_one_snapshot_routes_by_the_last_good_answer_but_refuses_the_host_that_i
     assert (rows["gpu"].status, rows["gpu"].model_count, rows["deepseek"].enabled) == ("offline", 0, False)
     again = source.publish({"gpu": down, "deepseek": OFF})
     assert again.generation > state.generation and again.resolver is state.resolver  # same answers, same routes
+
+
+def test_a_fleet_with_a_static_provider_keeps_its_snapshot_while_nothing_changed(tmp_path) -> None:
+    """A static report is made once: a new one per call made every call look like a change, so a long-lived
+    Bridge rebuilt its resolver (and lost its memoised routes) on every operation."""
+    from boocoder_bridge.cache import DiscoveryCache
+    from boocoder_bridge.fleetstate import FleetSource
+
+    registry = _registry({"DEEPSEEK_API_KEY": "x"})
+    cache = DiscoveryCache(tmp_path)
+    cache.store(registry.providers, {"gpu": GPU.model_copy(update={"fetched_at": time.time()})})
+    source = FleetSource(registry, cache, lister=lambda provider: None, env={}, ttl_s=3600)  # fresh: never asked
+    first = source.fresh()
+    assert first.reports["deepseek"].status == "static" and first.reports["gpu"].status == "online"
+    assert source.fresh() is first and source.current().resolver is first.resolver
