@@ -381,7 +381,7 @@ def bench_phases(fleet: Fleet) -> dict[str, float]:
             bridge = Bridge.load(fleet.registry, fleet.state, env=fleet.env)
 
         out["load_s"].append(timed(load))
-        out["read_cache_s"].append(timed(bridge.cached_reports))
+        out["read_cache_s"].append(timed(bridge.fleet.cached_reports))
         out["build_resolver_s"].append(timed(lambda b=bridge: b.resolver))
         catalog: Any = None
 

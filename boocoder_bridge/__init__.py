@@ -35,10 +35,13 @@ if TYPE_CHECKING:
     from .probe import Watch
     from .registry import Provider, Registry
     from .routing import Route
+    from .settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
     from .sse import read_events
 
 __version__ = "0.1.0"
 __all__ = [
+    "PROPS_CONCURRENCY",
+    "PROPS_LOOKUPS",
     "Answer",
     "ArenaMatch",
     "Bridge",
@@ -100,6 +103,7 @@ _LAZY = {
     **dict.fromkeys(("Provider", "Registry"), "registry"),
     "Route": "routing",
     "read_events": "sse",
+    **dict.fromkeys(("PROPS_CONCURRENCY", "PROPS_LOOKUPS"), "settings"),  # the bounds a kind's extra lookups keep
 }
 
 

@@ -1,11 +1,10 @@
-"""``Bridge``: the library API the host (and the CLI, and the HTTP server) calls. Everything goes through the
-one resolver, fed by the discovery cache in the state dir.
+"""``Bridge``: the library API the host (and the CLI, and the HTTP server) calls. Each operation reads one
+fleet snapshot (fleetstate.py) once: its resolver, its reports and its favorites agree with each other.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +14,17 @@ import pluggy
 
 from .bulk import bulk
 from .cache import DiscoveryCache
-from .catalog import Catalog, build_catalog, listed_models
-from .errors import BridgeError, ModelIdError, ProviderOfflineError, ProviderUnavailableError, RegistryError
+from .catalog import Catalog, listed_models
+from .errors import BridgeError, ModelIdError, ProviderOfflineError, RegistryError
 from .favorites import Favorites
+from .fleetstate import FleetSource, FleetState, ProviderRow
 from .hostdata import ProviderReport, positive_int
-from .hoststate import HostState, ProviderRow
 from .kinds import ProviderKind
 from .opencode import build_config, compaction_works, dispatch_content, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
 from .registry import Provider, Registry, find_registry
 from .routing import Resolver, Route
 from .settings import (
-    CACHE_CHECK_INTERVAL_S,
     CACHE_TTL_ENV,
     DEFAULT_TTL_S,
     FAVORITES_FILE,
@@ -62,15 +60,14 @@ class Bridge:
 
     def __init__(self, registry: Registry, state_dir: Path, hooks: Hooks, kinds: dict[str, ProviderKind],
                  env: Mapping[str, str], ttl_s: float = DEFAULT_TTL_S) -> None:
+        registry = registry.bind(env)  # whether each provider is enabled is decided here, once
         self.registry, self.state_dir, self.hooks, self.kinds, self.env = registry, state_dir, hooks, kinds, env
         self.cache = DiscoveryCache(state_dir)
-        self.hosts = HostState(registry, self.cache, self._lister, env, ttl_s)
+        # No plugin implements context_window: the resolver skips the hook machinery for unknown contexts.
+        asks = self._context_hook if hooks.pm.hook.context_window.get_hookimpls() else None
+        self.fleet = FleetSource(registry, self.cache, self._lister, env, ttl_s, asks)
         self.favorites = Favorites(state_dir / FAVORITES_FILE, self.canonical_id)
-        self._resolver: Resolver | None = None
-        self._resolver_generation = -1
-        self._cache_checked_at = 0.0
         self._notes: list[str] = []
-        self._catalog_json: tuple[tuple[Any, ...], bytes] | None = None
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -100,32 +97,28 @@ class Bridge:
         """Plugin failures and ignored files, for the host to log or show."""
         return self.hooks.warnings + ([self.cache.problem] if self.cache.problem else []) + self._notes
 
-    # --- host data (the rules are in hoststate.py) --------------------------------------------------
+    # --- host data (the rules are in fleetstate.py) -------------------------------------------------
 
     @property
     def ttl_s(self) -> float:
         """How long a discovery answer is served from the cache."""
-        return self.hosts.ttl_s
+        return self.fleet.ttl_s
 
     @ttl_s.setter
     def ttl_s(self, value: float) -> None:
-        self.hosts.ttl_s = value
+        self.fleet.ttl_s = value
 
-    def reports(self, refresh: bool = False) -> dict[str, ProviderReport]:
-        """Each provider's status and models: fresh cache (TTL) unless ``refresh``, the rest asked concurrently."""
-        return self.hosts.reports(refresh)
+    def state(self, refresh: bool = False) -> FleetState:
+        """A fresh snapshot: answers within the TTL (none with ``refresh``), the rest asked concurrently."""
+        return self.fleet.fresh(refresh)
 
-    def known_reports(self) -> dict[str, ProviderReport]:
-        """The last known good answer of each provider, asking only hosts never seen before."""
-        return self.hosts.known_reports()
-
-    def cached_reports(self) -> dict[str, ProviderReport]:
-        """What the cache holds, without any network (providers never seen have an error report)."""
-        return self.hosts.cached_reports()
+    def reports(self, refresh: bool = False) -> Mapping[str, ProviderReport]:
+        """Each provider's status and models, from :meth:`state`."""
+        return self.state(refresh).reports
 
     def providers(self, refresh: bool = False) -> list[ProviderRow]:
         """Each provider's settings and live status (``providers`` command, ``GET /api/providers``)."""
-        return self.hosts.rows(refresh)
+        return self.state(refresh).rows()
 
     def _lister(self, provider: Provider) -> Any:
         return self.kinds[provider.kind].list_models
@@ -134,22 +127,8 @@ class Bridge:
 
     @property
     def resolver(self) -> Resolver:
-        """Rebuilt only when the cache changed (here or in another process); otherwise memoised routes."""
-        now = time.monotonic()
-        if now - self._cache_checked_at > CACHE_CHECK_INTERVAL_S:
-            self.cache.check()  # notices a file another process rewrote
-            self._cache_checked_at = now
-        if self._resolver is None or self._resolver_generation != self.cache.generation:
-            # The generation is read before the reports: a store by another thread while they are read (serve's
-            # live loop writes the cache) then makes the next call rebuild. Read after, it marked the old
-            # reports as current, and routes stayed stale until the cache changed again.
-            generation = self.cache.generation
-            reports = self.known_reports()
-            # No plugin implements context_window: the resolver skips the hook machinery for unknown contexts.
-            asks = self._context_hook if self.hooks.pm.hook.context_window.get_hookimpls() else None
-            self._resolver = Resolver(self.registry, reports, asks, self.env)
-            self._resolver_generation = generation
-        return self._resolver
+        """The current snapshot's resolver (last known answers, no TTL): memoised routes until the fleet changes."""
+        return self.fleet.current().resolver
 
     def canonical_id(self, model_id: str) -> str:
         """Any accepted ID (legacy too) in its composite form, checked against the registry."""
@@ -161,18 +140,10 @@ class Bridge:
     def resolve(self, model_id: str, purpose: str = "dispatch") -> Route:
         return self.resolver.resolve(model_id, purpose)
 
-    def _reports_for_check(self, ask_hosts: bool) -> dict[str, ProviderReport]:
-        if ask_hosts:
-            return self.known_reports()
-        return {pid: self.hosts.last_known(self.registry.providers[pid], report)
-                for pid, report in self.cached_reports().items()}
-
     def check_model(self, model_id: str, ask_hosts: bool = True) -> idcheck.Verdict | None:
         """Whether ``model_id`` names a model its host lists (the rule is in idcheck.py); None: listed, or
         nobody can tell because the provider never answered. ``ask_hosts=False`` judges by the cache alone."""
-        from . import idcheck
-
-        return idcheck.check(self.registry, self._reports_for_check(ask_hosts), model_id)
+        return (self.fleet.current() if ask_hosts else self.fleet.offline()).check(model_id)
 
     def context_window(self, model_id: str) -> int | None:
         """The context window the host should budget for, or None when nobody knows (never a guess)."""
@@ -225,11 +196,7 @@ class Bridge:
 
     def hidden_favorites(self, refresh: bool = False) -> dict[str, str]:
         """The stored favorites not shown now, each with the reason (provider down, model not listed, ...)."""
-        from .catalog import why_hidden
-
-        reports = self.reports(refresh)
-        found = {f: why_hidden(self.registry, reports, f, self.env) for f in self.list_favorites()}
-        return {f: reason for f, reason in found.items() if reason is not None}
+        return self.state(refresh).with_favorites(self.list_favorites()).hidden()
 
     def add_favorite(self, model_id: str) -> tuple[str, bool]:
         """Store a favorite (as its host spells the model, see ids.Spellings) and mirror it; returns its stored
@@ -237,11 +204,11 @@ class Bridge:
         from . import idcheck
 
         self.sync_opencode_tui()  # first take in the TUI's toggles, so this change is judged against them
-        reports = self._reports_for_check(ask_hosts=False)  # storing a favorite never waits on a host
-        verdict = idcheck.check(self.registry, reports, model_id)
+        state = self.fleet.offline()  # storing a favorite never waits on a host
+        verdict = state.check(model_id)
         if verdict is not None and verdict.provider_typo:  # storing `default/typo/x` would help nobody
             raise ModelIdError(verdict.message())
-        composite, added = self.favorites.store(idcheck.spelled(self.registry, reports, model_id))
+        composite, added = self.favorites.store(idcheck.spelled(state.registry, state.known, model_id))
         if verdict is not None:
             self._notes.append(f"{composite} stored, but {verdict.message()} (it stays hidden until listed)")
         self.sync_opencode_tui()
@@ -260,34 +227,20 @@ class Bridge:
 
     def catalog(self, refresh: bool = False) -> Catalog:
         """Favorites first (visible ones only), then each provider's group."""
-        reports = self.reports(refresh)
-        with bulk():
-            return build_catalog(self.registry, reports, self.resolver, self.list_favorites())
-
-    def catalog_json(self, refresh: bool = False) -> bytes:
-        """:meth:`catalog` as JSON, rebuilt only when the cache, the favorites or a provider's status changed:
-        a long-lived process (``serve``) answers from memory instead of rebuilding 10,000 entries per request."""
-        reports = self.reports(refresh)
-        favorites = self.list_favorites()
-        resolver = self.resolver
-        key = (self.cache.generation, self._resolver_generation, tuple(favorites),
-               tuple((pid, report.status, report.error) for pid, report in reports.items()))
-        memo = self._catalog_json
-        if memo is None or memo[0] != key:
-            with bulk():
-                catalog = build_catalog(self.registry, reports, resolver, favorites)
-                memo = self._catalog_json = (key, catalog.model_dump_json().encode())
-        return memo[1]
+        return self.state(refresh).with_favorites(self.list_favorites()).catalog()
 
     def opencode_config(self, offline: bool = False) -> tuple[dict[str, Any], list[str]]:
         """The opencode config and the providers whose models are stale (last known, not live). A read: the
         steps that start opencode (``generate``, dispatch) sync its TUI's favorites themselves."""
-        reports, stale = self.hosts.for_config(offline)
+        return self._config(self.fleet.offline() if offline else self.state())
+
+    def _config(self, state: FleetState) -> tuple[dict[str, Any], list[str]]:
+        reports, stale = state.config_reports()
         entries = []
         with bulk():
             for pid, report in reports.items():
                 provider = self.registry.providers[pid]
-                models = [(m.id, self.resolver.facts(provider, m.id)) for m in listed_models(report)]
+                models = [(m.id, state.resolver.facts(provider, m.id)) for m in listed_models(report)]
                 entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
         return build_config(entries, self._adjust_entry), stale
 
@@ -317,22 +270,24 @@ class Bridge:
                 raise BridgeError(f"opencode option {option!r} is not passed on: " + (
                     "the options after it would become prompt text" if option == "--" else
                     "the model is the ID, which the bridge routes and checks; drop it"))
-        route = self.resolve(model_id, purpose)
-        self._refuse_unlisted([model_id])
-        self._refuse_unavailable([route])
+        state = self.state()  # one snapshot for the route, the checks and the config
+        route = state.resolve(model_id, purpose)  # the one parse of the ID
+        self._refuse_unlisted(state, [model_id], [route])
+        state.refuse_unavailable([route])
         self._refuse_unreachable([route])
-        config, path = self._fleet_config()
+        config, path = self._fleet_config(state)
         return self._dispatch(route, prompt, mode, opencode, config, path, options=options,
                               caller_content=caller_content)
 
-    def _refuse_unlisted(self, model_ids: Sequence[str]) -> None:
-        for model_id in model_ids:
-            if (verdict := self.check_model(model_id)) is not None:
+    @staticmethod
+    def _refuse_unlisted(state: FleetState, model_ids: Sequence[str], routes: Sequence[Route]) -> None:
+        for model_id, route in zip(model_ids, routes, strict=True):
+            if (verdict := state.check(model_id, route)) is not None:
                 raise ModelIdError(verdict.message())
 
-    def _fleet_config(self) -> tuple[dict[str, Any], Path]:
+    def _fleet_config(self, state: FleetState) -> tuple[dict[str, Any], Path]:
         self.sync_opencode_tui()  # opencode is about to start: its TUI shows the fleet's current stars
-        config, _ = self.opencode_config()
+        config, _ = self._config(state)
         path = self.state_dir / OPENCODE_CONFIG_FILE
         write_config(path, config)
         return config, path
@@ -363,16 +318,6 @@ class Bridge:
         return Dispatch(route=route, config_path=path, argv=argv, env=env, watch=functools.partial(self.watch, route),
                         notes=[content.warning] if content.warning else [])
 
-    def _refuse_unavailable(self, routes: Sequence[Route]) -> None:
-        """Fail fast instead of letting opencode retry a dead host for a minute (disabled is refused earlier)."""
-        reports = self.reports()
-        for route in routes:
-            report = reports[route.provider]
-            if not report.available:
-                error = ProviderUnavailableError if report.status == "disabled" else ProviderOfflineError
-                raise error(f"{route.id}: provider {route.provider} is {report.status}"
-                                               + (f" ({report.error})" if report.error else ""))
-
     def _refuse_unreachable(self, routes: Sequence[Route]) -> None:
         """Probe each host now, even one discovery saw a moment ago (a cached answer may be 30 s old, and opencode
         would retry a refused host for a minute, saying nothing): refused or silent means no opencode started."""
@@ -401,8 +346,9 @@ class Bridge:
         """One match setup. Refuses fewer than two contestants, the same provider+model twice, contestants no
         host lists, and contestants whose provider is disabled or offline. ``arena_match`` plugins may annotate
         or veto. ``locate_opencode=False`` sets a match up to show, not run: no opencode binary is needed."""
-        routes = [self.resolve(model_id, "arena") for model_id in model_ids]
-        self._refuse_unlisted(model_ids)
+        state = self.state()  # one snapshot for every contestant
+        routes = [state.resolve(model_id, "arena") for model_id in model_ids]
+        self._refuse_unlisted(state, model_ids, routes)
         if len(routes) < 2:
             raise ModelIdError("an arena match needs at least two contestants")
         seen: dict[str, str] = {}
@@ -411,10 +357,10 @@ class Bridge:
                 raise ModelIdError(f"{seen[route.id]!r} and {model_id!r} are the same model on the same provider "
                                    f"({route.id}); pick different contestants")
             seen[route.id] = model_id
-        self._refuse_unavailable(routes)
+        state.refuse_unavailable(routes)
         if locate_opencode:  # a match set up only to be shown starts nothing: its hosts need not be up now
             self._refuse_unreachable(routes)
-        config, path = self._fleet_config()
+        config, path = self._fleet_config(state)
         contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode,
                                       caller_content=caller_content)
                        for r in routes]
@@ -426,16 +372,18 @@ class Bridge:
 
     def compaction_model(self, session_model: str, configured: str | None = None) -> Compaction:
         """The model that compacts a session on ``session_model``, and the context window that sets the threshold."""
-        session = self.resolve(session_model, "compaction")
+        resolver = self.resolver  # one snapshot for both routes
+        session = resolver.resolve(session_model, "compaction")
         chosen = self.hooks.call("choose_compaction_model", session=session, configured=configured)
-        return Compaction(model=self.resolve(chosen or session.id, "compaction"), session=session,
+        return Compaction(model=resolver.resolve(chosen or session.id, "compaction"), session=session,
                           context_window=session.context_window)
 
     def task_model(self, kind: str, session_model: str, configured: str | None = None) -> Route:
         """The model for a side task (``title``, ``summary``, ...) of a session on ``session_model``."""
-        session = self.resolve(session_model, "task")
+        resolver = self.resolver  # one snapshot for both routes
+        session = resolver.resolve(session_model, "task")
         chosen = self.hooks.call("choose_task_model", kind=kind, session=session, configured=configured)
-        return self.resolve(chosen or session.id, "task")
+        return resolver.resolve(chosen or session.id, "task")
 
     def write_opencode_config(self, path: str | os.PathLike[str] | None = None,
                               offline: bool = False) -> tuple[Path, list[str]]:

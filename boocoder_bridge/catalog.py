@@ -137,8 +137,7 @@ def _as_listed(favorite_ids: list[str], missing: list[str], groups: list[Catalog
     return [renamed.get(f, f) for f in favorite_ids]
 
 
-def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str, env: Mapping[str, str]
-               ) -> str | None:
+def why_hidden(registry: Registry, reports: Mapping[str, ProviderReport], favorite: str) -> str | None:
     """Why a stored favorite is not shown now (the rule of :func:`build_catalog`), or None when it is."""
     provider_id, _, model = favorite.partition("/")
     provider = registry.providers.get(provider_id)

@@ -49,8 +49,8 @@ def _bridge(args: argparse.Namespace) -> Bridge:
     bridge = Bridge.load(args.registry, args.state_dir, ttl_s=ttl)
     if sys.stderr.isatty():  # progress while hosts are asked; nothing extra when stderr is a pipe or a file
         progress = _progress()
-        bridge.hosts.on_asking = lambda pids: progress(f"asking {_plural(len(pids), 'host')}: {', '.join(pids)}")
-        bridge.hosts.on_report = lambda r: progress(
+        bridge.fleet.on_asking = lambda pids: progress(f"asking {_plural(len(pids), 'host')}: {', '.join(pids)}")
+        bridge.fleet.on_report = lambda r: progress(
             f"  {r.provider}: {r.status}" + (f", {_plural(len(r.models), 'model')}" if r.available else "")
             + (f" ({r.error})" if r.error else ""))
     return bridge
@@ -124,7 +124,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         catalog = bridge.catalog()
         now = time.time()
         notes = {pid: age for pid, r in reports.items()
-                 if bridge.registry.providers[pid].asks_host(bridge.env) and (age := _age(r.fetched_at, now))}
+                 if bridge.registry.providers[pid].asks_host() and (age := _age(r.fetched_at, now))}
         sys.stdout.write(catalog.render_text(notes=notes))
     _warn(bridge)
     return 0

@@ -24,12 +24,15 @@ import httpx
 from .errors import HostError
 from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, static_report
 from .registry import Provider, Registry
-from .settings import MAX_BODY_BYTES, MAX_CONTENT_ENCODINGS, MAX_HOST_MODELS, MAX_REDIRECTS, environ
+from .settings import (
+    CONNECTIONS_PER_HOST,
+    MAX_BODY_BYTES,
+    MAX_CONTENT_ENCODINGS,
+    MAX_HOST_MODELS,
+    MAX_REDIRECTS,
+    environ,
+)
 
-# One connection pool per host, not one for the fleet: httpx's shared pool holds 100 connections (the 101st
-# host waits, spending its own deadline), and httpcore scans every connection of a pool on each request, so
-# one pool for 256 hosts costs seconds of CPU. A host's own pool also bounds its concurrent requests.
-CONNECTIONS_PER_HOST = 4
 __all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
 log = logging.getLogger("boocoder_bridge")
 _PIECE = 64 * 1024  # most bytes one inflate step may produce: memory stays bounded whatever the ratio

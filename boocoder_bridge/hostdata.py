@@ -177,7 +177,7 @@ def parse_model_list(body: Any, read_entry: EntryReader | None = None,
     return sorted(seen.values(), key=lambda m: m.id), skipped
 
 
-def static_report(provider: Provider, env: Mapping[str, str]) -> ProviderReport:
+def static_report(provider: Provider, env: Mapping[str, str] | None = None) -> ProviderReport:
     """A provider not asked over the network: disabled, or listed from the registry alone."""
     if not provider.enabled(env):
         return ProviderReport(provider=provider.id, status="disabled", error=provider.disabled_reason())

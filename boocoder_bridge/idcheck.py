@@ -80,9 +80,11 @@ def _looks_the_same(a: str, b: str) -> bool:
     return unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b)
 
 
-def check(registry: Registry, reports: Mapping[str, ProviderReport], text: str) -> Verdict | None:
-    """None when the ID is listed, or when nobody can tell (the provider never answered)."""
-    ref, legacy = registry.parse_model_id(text)
+def check(registry: Registry, reports: Mapping[str, ProviderReport], text: str,
+          parsed: tuple[ModelRef, bool] | None = None) -> Verdict | None:
+    """None when the ID is listed, or when nobody can tell (the provider never answered). ``parsed``: the ID
+    already parsed (``registry.parse_model_id(text)``, as a route holds it), so it is not parsed twice."""
+    ref, legacy = parsed or registry.parse_model_id(text)
     listed = _listed(registry, reports, ref)
     if listed is None or ref.model in listed:
         return None

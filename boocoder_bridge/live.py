@@ -38,32 +38,34 @@ from pydantic import BaseModel
 from pydantic_core import to_json
 
 from . import sse
-from .catalog import Catalog, build_catalog
+from .catalog import Catalog
 from .errors import BridgeError
-from .hostdata import HostModel, ProviderReport, static_report
+from .hostdata import HostModel, ProviderReport
 from .kinds import PushUnsupported, has_push_channel
 from .registry import Provider
-from .routing import Resolver
-from .settings import EVENT_CHUNK_BYTES
+from .settings import (
+    CLIENT_RETRY_MS,
+    EVENT_CHUNK_BYTES,
+    FAVORITES_CHECK_S,
+    FAVORITES_REREAD_S,
+    JITTER,
+    KEEPALIVE_S,
+    PUSH_MESSAGES_PER_S,
+    PUSH_REBUILD_S,
+    RETRY_FIRST_S,
+    RETRY_MAX_S,
+    ROUND_MIN_S,
+    STARTUP_WAIT_S,
+    WATCH_RETRY_MAX_S,
+)
 
 if TYPE_CHECKING:
     from .bridge import Bridge
+    from .fleetstate import FleetState
     from .kinds import ModelState
 
 log = logging.getLogger("boocoder_bridge")
 
-STARTUP_WAIT_S = 3.0  # serve starts answering after the first round, or this long at most
-JITTER = 0.1  # every wait is stretched or shrunk by up to 10 %
-RETRY_FIRST_S = 0.5  # a provider that is down is asked again after 0.5, 1, 2, 4 s ...
-RETRY_MAX_S = 4.0  # ... but never less often than this (or its refresh_s, if shorter)
-WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff up to this
-FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
-FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
-PUSH_REBUILD_S = 0.1  # push messages rebuild the catalog at most this often: a chatty host cannot hog the loop
-PUSH_MESSAGES_PER_S = 20  # a push channel is read at most this fast; a flood waits in the host's socket
-ROUND_MIN_S = 1.0  # a provider is discovered (and its answer written to the cache) at most once per this long
-KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
-CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
 EVENT = "catalog"
 
 
@@ -89,6 +91,7 @@ class LiveCatalog:
         self.reports: dict[str, ProviderReport] = {}
         self.pushed: dict[str, dict[str, ModelState]] = {}  # provider -> model -> what its push channel said
         self.favorites: list[str] = []
+        self.state: FleetState | None = None  # the newest snapshot this loop published
         self._catalog: Catalog | None = None
         self._json = ""
         self._frame = b""
@@ -136,13 +139,10 @@ class LiveCatalog:
         with contextlib.suppress(BridgeError):
             self.favorites = await asyncio.to_thread(bridge.list_favorites)
         first: list[asyncio.Future[None]] = []
+        self.reports = bridge.fleet.cached_reports(unseen="not checked yet")
         for pid, provider in bridge.registry.providers.items():
-            if not provider.asks_host(bridge.env):
-                self.reports[pid] = static_report(provider, bridge.env)
+            if not provider.asks_host():
                 continue
-            entry = bridge.cache.entry(provider)
-            self.reports[pid] = entry.latest if entry else ProviderReport(
-                provider=pid, status="offline", error="not checked yet")
             self._pokes[pid] = asyncio.Event()
             first.append(self._round(pid))
             self._tasks.append(asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}"))
@@ -173,6 +173,7 @@ class LiveCatalog:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self.bridge.fleet.live = False  # nobody keeps the published snapshot current any more
 
     # --- what changes the state ----------------------------------------------------------------------------
 
@@ -212,22 +213,13 @@ class LiveCatalog:
                 self._rebuild()
 
     async def _provider_loop(self, provider: Provider) -> None:
-        from .discovery import discover_async  # httpx loads only in a process that serves
-
-        bridge, failures = self.bridge, 0
-        lister = bridge.kinds[provider.kind].list_models
+        fleet, failures = self.bridge.fleet, 0
         poke = self._pokes[provider.id]
         while not self._closing.is_set():
             poke.clear()
             round_ = self._round(provider.id)
             started = time.monotonic()
-            try:
-                found = await discover_async(bridge.registry, lambda _p: lister, only=[provider.id], env=bridge.env)
-                report = found[provider.id]
-            except Exception as exc:  # a plugin's kind may fail in any way: that provider shows the error
-                log.warning("discovering %s failed: %s", provider.id, exc)
-                report = ProviderReport(provider=provider.id, status="error", fetched_at=time.time(),
-                                        error=f"discovery failed ({exc.__class__.__name__})")
+            report = await fleet.discover_one(provider)
             self._set_report(provider.id, report)
             if not round_.done():
                 round_.set_result(None)
@@ -242,7 +234,7 @@ class LiveCatalog:
 
     async def _store(self, provider: Provider, report: ProviderReport) -> None:
         """Share the answer with other processes (the CLI, ``generate --offline``) through the cache file."""
-        problem = await asyncio.to_thread(self.bridge.cache.store, {provider.id: provider}, {provider.id: report})
+        problem = await asyncio.to_thread(self.bridge.fleet.store, provider, report)
         if problem:  # a read-only state dir or a full disk: the live catalog still works; said once per outage
             log.warning("%s", problem)
 
@@ -370,10 +362,9 @@ class LiveCatalog:
         return report.model_copy(update={"models": models})
 
     def _rebuild(self) -> None:
-        bridge = self.bridge
-        reports = {pid: self._effective(pid) for pid in bridge.registry.providers}
-        resolver = Resolver(bridge.registry, reports, bridge._context_hook, bridge.env)
-        catalog = build_catalog(bridge.registry, reports, resolver, self.favorites)
+        reports = {pid: self._effective(pid) for pid in self.bridge.registry.providers}
+        self.state = self.bridge.fleet.publish(reports, self.favorites)
+        catalog = self.state.catalog()
         body = catalog.model_dump_json()
         if body == self._json:
             return

@@ -29,7 +29,13 @@ from .errors import BridgeError
 from .files import atomic_write, holds
 from .registry import Provider
 from .routing import ModelFacts
-from .settings import OPENCODE_CONTENT_ENV
+from .settings import (
+    DEFAULT_HEADROOM_CAP,
+    DEFAULT_HEADROOM_SHARE,
+    DEFAULT_OUTPUT_SHARE,
+    MAX_OUTPUT_SHARE,
+    OPENCODE_CONTENT_ENV,
+)
 
 SCHEMA_URL = "https://opencode.ai/config.json"
 EntryHook = Callable[[Provider, dict[str, Any]], dict[str, Any]]
@@ -42,10 +48,6 @@ OPENCODE_OUTPUT_CAP = 32000
 OPENCODE_RESERVE_CAP = 20000
 OPENCODE_BASE_TOKENS = 8192
 MIN_COMPACTION_THRESHOLD = OPENCODE_BASE_TOKENS + OPENCODE_BASE_TOKENS // 4
-DEFAULT_OUTPUT_SHARE = 4  # output budget: a quarter of the window
-MAX_OUTPUT_SHARE = 2  # a configured max_output is clamped to half the window
-DEFAULT_HEADROOM_SHARE = 8  # headroom: an eighth of the window ...
-DEFAULT_HEADROOM_CAP = 8192  # ... at most 8k tokens
 
 
 @dataclass(frozen=True, slots=True)

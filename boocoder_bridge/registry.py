@@ -1,4 +1,5 @@
-"""The provider registry: a JSON file checked by ``schemas/providers.schema.json``, parsed into pydantic models.
+"""The provider registry: a JSON file whose shape the strict models below own (they generate
+``schemas/providers.schema.json``), parsed into pydantic models bound to their environment at load.
 
 Without a registry file the legacy environment (``LLAMA_SWAP_URL``, ``DEEPSEEK_API_KEY``) is turned into one,
 so installs that predate the bridge keep working.
@@ -6,7 +7,6 @@ so installs that predate the bridge keep working.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -25,11 +25,14 @@ from pydantic import (
 )
 from pydantic import ValidationError as ShapeError
 
-from . import jsonschemas
+from . import jsonschemas, registry_errors
 from .errors import ModelIdError, RegistryError
 from .files import ReadRefused, read_capped
-from .ids import ModelRef, check_id_text, split_composite
+from .ids import ModelRef, split_composite
 from .settings import (
+    DEFAULT_REFRESH_S,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
     LEGACY_DEEPSEEK_KEY_ENV,
     LEGACY_URL_ENV,
     MAX_REGISTRY_BYTES,
@@ -41,8 +44,6 @@ from .settings import (
 
 SCHEMA = "providers.schema.json"
 LEGACY_NAMESPACE = "llama-swap"  # what the host prefixed local models with before the bridge
-_URL_KEYS = ("base_url", "sidecar_url")
-_SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer"}
 
 
 class ModelSettings(BaseModel):
@@ -70,12 +71,13 @@ class Provider(BaseModel):
     api_key_env: str | None = None
     enabled_if_env: str | None = None
     discover: bool = True
-    timeout_s: float = Field(default=2.0, gt=0, le=600)
-    refresh_s: float = Field(default=15.0, ge=1, le=86400)  # `serve` re-discovers this often (with jitter)
-    request_timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
+    refresh_s: float = Field(default=DEFAULT_REFRESH_S, ge=1, le=86400)  # `serve` re-discovers this often
+    request_timeout_s: float = Field(default=DEFAULT_REQUEST_TIMEOUT_S, gt=0, le=86400)
     probe_timeout_s: float = Field(default=PROBE_TIMEOUT_S, ge=0, le=60)  # probe.py; 0: never probed
     bare_ids: tuple[str, ...] = ()
     models: dict[str, ModelSettings] = Field(default_factory=dict)
+    _enabled: bool | None = PrivateAttr(default=None)  # bound at load (Registry.bind): env is read once
 
     @property
     def display_name(self) -> str:
@@ -92,8 +94,11 @@ class Provider(BaseModel):
         return (self.sidecar_url or self.base_url) + "/v1"
 
     def enabled(self, env: Mapping[str, str] | None = None) -> bool:
+        """Enabled by ``enabled_if_env``: in the environment bound at load, unless ``env`` is given."""
         if self.enabled_if_env is None:
             return True
+        if env is None and self._enabled is not None:
+            return self._enabled
         return bool(environ(env).get(self.enabled_if_env))
 
     def asks_host(self, env: Mapping[str, str] | None = None) -> bool:
@@ -120,6 +125,17 @@ class Registry(BaseModel):
 
     def model_post_init(self, _context: Any) -> None:
         self._bare_owner = {bare: p.id for p in self.providers.values() for bare in p.bare_ids}
+
+    def bind(self, env: Mapping[str, str]) -> Registry:
+        """A copy whose providers know whether they are enabled in ``env``: decided once, at load, so nobody
+        threads the environment through every call that asks."""
+        providers = {}
+        for pid, provider in self.providers.items():
+            providers[pid] = bound = provider.model_copy()
+            bound._enabled = provider.enabled(env)
+        registry = self.model_copy(update={"providers": providers})
+        registry._source = self._source
+        return registry
 
     def provider(self, provider_id: str) -> Provider:
         try:
@@ -165,24 +181,25 @@ def load_registry(path: str | os.PathLike[str], known_kinds: Iterable[str] | Non
         raise RegistryError(source, "$", f"nested deeper than {MAX_REGISTRY_DEPTH} levels", "fix the JSON") from None
     except ValueError as exc:  # NaN/Infinity, or an integer longer than Python will convert
         raise RegistryError(source, "$", f"not valid JSON: {str(exc)[:120]}", "fix the JSON") from None
-    problems = _shape_problems(data, source)
+    problems = registry_errors.shape_problems(data, source)
     if problems:
         problems[0].others = problems[1:]
         raise problems[0]
     return registry_from_data(data, source, known_kinds)
 
 
-# --- the shape gate ---------------------------------------------------------------------------------
-# The schema's rules again, as strict pydantic models. Why: jsonschema costs a CLI call more than the rest of
-# its work (importing it, compiling the schema); the gate costs a fraction of a millisecond. It accepts only
-# what the schema accepts (same patterns through Python's re, strict types, the same lengths; a property test
-# holds the two together), so a file it accepts needs no schema run. A file it refuses goes to jsonschema,
-# which explains every problem with file, JSON path and fix, exactly as before.
+# --- the registry file's shape: the one statement of it -----------------------------------------------
+# Strict pydantic models of the file. They generate ``schemas/providers.schema.json`` (:func:`json_schema`; a
+# test keeps the committed file current), and they are the fast gate: jsonschema costs a CLI call more than the
+# rest of its work (importing it, compiling the schema); these cost a fraction of a millisecond. A file they
+# accept needs no schema run; a file they refuse goes to jsonschema on the generated schema, which finds every
+# problem, and registry_errors.py explains each with file, JSON path and fix.
 
 _ID = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$(?!\n)")]
 _URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$(?!\n)", max_length=2048)]
 _ENV = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)")]
 _TEXT_512 = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+_LABEL = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -196,33 +213,101 @@ class _Gate(BaseModel):
 
 
 class _ModelShape(_Gate):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    name: _LABEL | None = None
     context_window: Annotated[int, Field(ge=1)] | None = None
-    max_output: Annotated[int, Field(ge=1)] | None = None
-    headroom: Annotated[int, Field(ge=0)] | None = None
+    max_output: Annotated[int, Field(ge=1, description=(
+        "Most tokens one answer may take; opencode gets at most half the context window."))] | None = None
+    headroom: Annotated[int, Field(ge=0, description=(
+        "Tokens kept free below the context window for the next turn (default: an eighth of the window, at "
+        "most 8192)."))] | None = None
     upstream_id: _TEXT_512 | None = None
 
 
 class _ProviderShape(_Gate):
-    kind: _ID
-    base_url: _URL
-    sidecar_url: _URL | None = None
-    label: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    api_key_env: _ENV | None = None
-    enabled_if_env: _ENV | None = None
-    discover: bool | None = None
-    timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
-    refresh_s: Annotated[float, Field(ge=1, le=86400)] | None = None
-    request_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
-    probe_timeout_s: Annotated[float, Field(ge=0, le=60)] | None = None
-    bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique)] | None = None
-    models: dict[_TEXT_512, _ModelShape] | None = None
+    kind: _ID = Field(description=(
+        "Provider kind; built in: llama-swap, llama-cpp, openai-compatible. Plugins may add more."))
+    base_url: _URL = Field(description=(
+        "Server root without /v1; the OpenAI API base is base_url + '/v1'. Discovery always asks it."))
+    sidecar_url: _URL | None = Field(default=None, description=(
+        "Proxy that chat traffic goes through; when set, every request for this provider goes there."))
+    label: _LABEL | None = None
+    api_key_env: _ENV | None = Field(default=None, description=(
+        "NAME of the environment variable holding the API key (never the key itself)."))
+    enabled_if_env: _ENV | None = Field(default=None, description=(
+        "The provider is disabled while this environment variable is unset or empty."))
+    discover: bool = True
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = DEFAULT_TIMEOUT_S
+    refresh_s: Annotated[float, Field(ge=1, le=86400, description=(
+        "How often `serve` asks this provider again in the background (\u00b110 % jitter; sooner while it is "
+        "down)."))] = DEFAULT_REFRESH_S
+    request_timeout_s: Annotated[float, Field(gt=0, le=86400, description=(
+        "Seconds opencode waits for one model request to this provider before giving up (emitted as "
+        "options.timeout)."))] = DEFAULT_REQUEST_TIMEOUT_S
+    probe_timeout_s: Annotated[float, Field(ge=0, le=60, description=(
+        "Seconds the host has to answer its probe before a dispatch and while opencode runs; 0: never "
+        "probed."))] = PROBE_TIMEOUT_S
+    bare_ids: Annotated[list[_TEXT_512], AfterValidator(_unique), Field(
+        description="Legacy bare model IDs this provider claims (exact match only).",
+        json_schema_extra={"uniqueItems": True})] | None = None
+    models: dict[_TEXT_512, _ModelShape] | None = Field(default=None, description=(
+        "Static models (for providers without discovery) and per-model overrides."))
 
 
 class _RegistryShape(_Gate):
+    """The fleet of model servers the host may use. Holds names of environment variables, never secrets."""
+
     schema_url: str | None = Field(default=None, alias="$schema")
-    default_provider: _ID
+    default_provider: _ID = Field(description=(
+        "Provider that legacy bare model IDs resolve to when no provider claims them in bare_ids."))
     providers: Annotated[dict[_ID, _ProviderShape], Field(min_length=1)]
+
+
+SCHEMA_ID = "https://boocoder.invalid/schemas/providers.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """``schemas/providers.schema.json``, generated from the models above (JSON null is never allowed: an optional
+    key is left out, not set to null; dict keys are checked with ``propertyNames``)."""
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class Writer(GenerateJsonSchema):
+        def nullable_schema(self, schema: Any) -> Any:
+            return self.generate_inner(schema["schema"])
+
+        def default_schema(self, schema: Any) -> Any:
+            if schema.get("default") is None:
+                return self.generate_inner(schema["schema"])
+            return super().default_schema(schema)
+
+        def field_title_should_be_set(self, schema: Any) -> bool:
+            return False
+
+        def dict_schema(self, schema: Any) -> Any:
+            out = super().dict_schema(schema)
+            for pattern, values in out.pop("patternProperties", {}).items():  # unmatched keys would be allowed
+                out["propertyNames"] = {"pattern": pattern}
+                out["additionalProperties"] = values
+            return out
+
+    names = {"_ModelShape": "model", "_ProviderShape": "provider"}
+    text = json.dumps(_RegistryShape.model_json_schema(by_alias=True, schema_generator=Writer))
+    for old, new in names.items():
+        text = text.replace(f'"#/$defs/{old}"', f'"#/$defs/{new}"')
+    schema = json.loads(text)
+    schema["$defs"] = {names[key]: {k: v for k, v in value.items() if k != "title"}
+                       for key, value in schema["$defs"].items()}
+    schema.pop("title", None)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            "title": "boocoder-bridge provider registry", **schema}
+
+
+def write_json_schema() -> None:
+    """Regenerate the committed schema (after changing the models above)::
+
+        python -c 'from boocoder_bridge.registry import write_json_schema; write_json_schema()'
+    """
+    path = jsonschemas.schema_path(SCHEMA)
+    path.write_text(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _fits_schema(data: Any) -> bool:
@@ -264,32 +349,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _shape_problems(data: Any, source: str) -> list[RegistryError]:
-    """Duplicate keys anywhere, and nesting deeper than any registry needs (walked without recursion)."""
-    problems: list[RegistryError] = []
-    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
-    while stack:
-        node, path = stack.pop()
-        if len(path) > MAX_REGISTRY_DEPTH:
-            return [RegistryError(source, jsonschemas.json_path(path[:MAX_REGISTRY_DEPTH]),
-                                  f"nested deeper than {MAX_REGISTRY_DEPTH} levels", "fix the JSON")]
-        if isinstance(node, _JSONObject):
-            problems += [RegistryError(source, jsonschemas.json_path([*path, key]), f"duplicate key {key!r}: "
-                                       "JSON would keep only the last one", "keep one of them")
-                         for key in node.duplicates]
-        if isinstance(node, dict):
-            stack += [(value, [*path, key]) for key, value in reversed(node.items())]
-        elif isinstance(node, list):
-            stack += [(value, [*path, i]) for i, value in reversed(list(enumerate(node)))]
-    return problems
-
-
 def registry_from_data(data: Any, source: str = "<registry>", known_kinds: Iterable[str] | None = None) -> Registry:
     problems = [] if _fits_schema(data) else [
-        p for error in jsonschemas.errors(SCHEMA, data) for p in _explain(error, source)]
+        p for error in jsonschemas.errors(SCHEMA, data) for p in registry_errors.explain(error, source)]
     # The rules the schema cannot say are checked too, on whatever is well-formed, so one run lists everything.
     seen = {str(p) for p in problems}
-    problems += [p for p in _semantic_problems(data, source, known_kinds) if str(p) not in seen]
+    problems += [p for p in registry_errors.semantic_problems(data, source, known_kinds) if str(p) not in seen]
     if problems:
         first = problems[0]
         first.others = problems[1:]
@@ -373,148 +438,3 @@ def find_registry(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
     if chosen:
         return load_registry(chosen, known_kinds)
     return registry_from_env(env)
-
-
-# --- error messages ----------------------------------------------------------------------------------
-
-
-def _explain(error: Any, source: str) -> list[RegistryError]:
-    """Turn a jsonschema error into file + JSON path + fix (one per offending key)."""
-    path = list(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    pattern = schema.get("pattern", "")
-    if path and path[-1] in _URL_KEYS and isinstance(error.instance, str) and _has_credentials(error.instance):
-        return [RegistryError(source, jsonschemas.json_path(path), "the URL holds a user name or password",
-                              "remove 'user:password@' (it would show in every output); put the secret in an "
-                              "environment variable and name it in api_key_env")]
-    if error.validator == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        return [_unknown_key(source, [*path, key], key, allowed) for key in sorted(error.instance)
-                if key not in allowed]
-    if "propertyNames" in error.relative_schema_path:
-        path = [*path, str(error.instance)]
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "?"
-        return [RegistryError(source, jsonschemas.json_path(path), f"missing key {missing!r}", f"add {missing!r}")]
-    if error.validator == "pattern" and pattern.startswith("^[a-z0-9]"):
-        fix = "use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (no '/')"
-        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not a valid ID", fix)]
-    if error.validator == "pattern" and "https?" in pattern:
-        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not an http(s) URL",
-                              "use http://HOST:PORT or https://HOST, without query or fragment")]
-    if error.validator == "pattern" and "A-Za-z_" in pattern:
-        return [RegistryError(source, jsonschemas.json_path(path), f"{error.instance!r} is not an env var name",
-                              "give the NAME of an environment variable, e.g. DEEPSEEK_API_KEY")]
-    where = jsonschemas.json_path(path)
-    value = _short(error.instance)
-    if error.validator in _BOUNDS:
-        return [RegistryError(source, where, f"{value} is out of range", "use " + _range(schema))]
-    if error.validator == "type":
-        wanted = _TYPE_NAMES.get(str(error.validator_value), str(error.validator_value))
-        return [RegistryError(source, where, f"{value} is not {wanted}", f"use {wanted}")]
-    if error.validator == "minLength":
-        return [RegistryError(source, where, "is empty", "give a non-empty string, or remove the key")]
-    if error.validator == "maxLength":
-        return [RegistryError(source, where, f"is longer than {error.validator_value} characters",
-                              f"shorten it to at most {error.validator_value} characters")]
-    if error.validator == "minProperties":
-        return [RegistryError(source, where, "is empty", "add at least one provider")]
-    if error.validator == "uniqueItems":
-        return [RegistryError(source, where, "lists an item twice", "list each item once")]
-    message = error.message if len(error.message) < 200 else error.message[:197] + "..."
-    return [RegistryError(source, where, message, "see the registry keys in the README")]
-
-
-_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
-_TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "a whole number", "boolean": "true or false",
-               "object": "an object ({...})", "array": "a list ([...])"}
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _range(schema: Mapping[str, Any]) -> str:
-    """``a number greater than 0 and at most 600``, from the schema's bounds."""
-    words = {"minimum": "at least", "exclusiveMinimum": "greater than", "maximum": "at most",
-             "exclusiveMaximum": "less than"}
-    parts = [f"{words[key]} {schema[key]}" for key in _BOUNDS if key in schema]
-    kind = "a whole number" if schema.get("type") == "integer" else "a number"
-    return f"{kind} {' and '.join(parts)}"
-
-
-def _has_credentials(url: str) -> bool:
-    """``user:password@`` in the authority part of a URL (the value itself is never echoed)."""
-    rest = url.split("://", 1)[-1]
-    for end in "/?#":
-        rest = rest.split(end, 1)[0]
-    return "@" in rest
-
-
-def _unknown_key(source: str, path: list[Any], key: str, allowed: list[str]) -> RegistryError:
-    if key.lower().replace("-", "_") in _SECRET_KEYS:
-        fix = "the registry never holds a secret: put it in an environment variable and name that in api_key_env"
-        return RegistryError(source, jsonschemas.json_path(path), "secrets are not allowed here", fix)
-    guess = difflib.get_close_matches(key, allowed, n=1)
-    fix = f"did you mean {guess[0]!r}?" if guess else "remove it; allowed keys: " + ", ".join(allowed)
-    return RegistryError(source, jsonschemas.json_path(path), f"unknown key {key!r}", fix)
-
-
-def _semantic_problems(data: Any, source: str, known_kinds: Iterable[str] | None) -> list[RegistryError]:
-    """Rules JSON Schema cannot say: cross-references and uniqueness. Runs on malformed data too (checking
-    only what is well-formed), so that `validate` reports every problem in one run."""
-    problems: list[RegistryError] = []
-    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
-        return problems
-    providers: dict[str, Any] = data["providers"]
-    default = data.get("default_provider")
-    if isinstance(default, str) and providers and default not in providers:
-        guess = difflib.get_close_matches(default, list(providers), n=1)
-        problems.append(RegistryError(source, "$.default_provider", f"{default!r} is not a provider in this registry",
-                                      (f"did you mean {guess[0]!r}? " if guess else "") +
-                                      "name one of: " + ", ".join(map(repr, sorted(providers)))))
-    kinds = sorted(known_kinds) if known_kinds is not None else None
-    owners: dict[str, str] = {}
-    for pid, body in providers.items():
-        if not isinstance(body, dict):
-            continue
-        kind = body.get("kind")
-        if kinds is not None and isinstance(kind, str) and kind not in kinds:
-            guess = difflib.get_close_matches(kind, kinds, n=1)
-            problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, "kind"]),
-                                          f"unknown provider kind {kind!r}",
-                                          (f"did you mean {guess[0]!r}? " if guess else "") + "use one of: " +
-                                          ", ".join(kinds) + " (or install the plugin that adds it)"))
-        for key in ("base_url", "sidecar_url"):
-            if not isinstance(body.get(key), str):
-                continue
-            if body[key].rstrip("/").endswith("/v1"):
-                problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
-                                              "ends in /v1", "drop the /v1: the bridge adds it"))
-            try:
-                port = urlsplit(body[key]).port
-            except ValueError:  # "http://h:abc" or a port past 65535: every request would fail
-                port = 0
-            if port == 0:
-                problems.append(RegistryError(source, jsonschemas.json_path(["providers", pid, key]),
-                                              "has a port that is not a number from 1 to 65535", "fix the port"))
-        bare_ids = body.get("bare_ids")
-        for i, bare in enumerate(bare_ids if isinstance(bare_ids, list) else []):
-            where = jsonschemas.json_path(["providers", pid, "bare_ids", i])
-            if not isinstance(bare, str) or not bare:
-                continue  # the schema has said so
-            try:
-                check_id_text(bare)
-                head, _ = split_composite(bare)
-            except ModelIdError as exc:
-                problems.append(RegistryError(source, where, str(exc), "fix or remove this bare ID"))
-                continue
-            if head in providers:
-                problems.append(RegistryError(source, where, f"{bare!r} starts with provider {head!r}, so it "
-                                              "is never read as a bare ID", "remove it"))
-            elif bare in owners and owners[bare] != pid:
-                problems.append(RegistryError(source, where, f"{bare!r} is already claimed by provider "
-                                              f"{owners[bare]!r}", "keep it in one provider's bare_ids only"))
-            owners.setdefault(bare, pid)
-    return problems

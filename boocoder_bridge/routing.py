@@ -15,7 +15,7 @@ from .errors import ModelIdError, ProviderUnavailableError
 from .hostdata import HostModel, ProviderReport
 from .ids import Spellings
 from .registry import Provider, Registry
-from .settings import PURPOSES, environ
+from .settings import PURPOSES
 
 Purpose = Literal[PURPOSES]  # type: ignore[valid-type]  # a tuple subscript: Literal["dispatch", "arena", ...]
 MEMO_LIMIT = 8192  # routes kept per resolver; past it the older half goes (a hit is a dict lookup)
@@ -68,10 +68,10 @@ class Resolver:
     """Resolves IDs against the registry plus the last known host answers. Pure and memoised: no network."""
 
     def __init__(self, registry: Registry, reports: Mapping[str, ProviderReport],
-                 context_hook: ContextHook | None = None, env: Mapping[str, str] | None = None) -> None:
+                 context_hook: ContextHook | None = None) -> None:
+        """``registry`` bound to its environment (:meth:`Registry.bind`) says which providers are enabled."""
         self.registry = registry
         self.context_hook = context_hook
-        self.env = environ(env)
         with bulk():
             self._hosts: dict[tuple[str, str], HostModel] = {
                 (pid, m.id): m for pid, report in reports.items() for m in report.models
@@ -98,7 +98,7 @@ class Resolver:
             raise ModelIdError(f"unknown purpose {purpose!r}; use one of: {', '.join(PURPOSES)}")
         ref, legacy = self.registry.parse_model_id(model_id)
         provider = self.registry.providers[ref.provider]
-        if not provider.enabled(self.env):
+        if not provider.enabled():
             raise ProviderUnavailableError(f"{model_id}: {provider.disabled_reason()}")
         model = self._spelled(provider, ref.model)
         facts = self.facts(provider, model)

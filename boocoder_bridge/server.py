@@ -4,10 +4,9 @@ BooCoder share one source of truth. Binds loopback by default; any other address
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
@@ -37,7 +36,7 @@ from .bridge import Bridge
 from .catalog import Catalog
 from .dispatch import Dispatch
 from .errors import BridgeError, ModelIdError, ServeError
-from .hoststate import ProviderRow
+from .fleetstate import ProviderRow
 from .httpguard import HostPolicy, RequestGuard
 from .live import CatalogEvent, LiveCatalog
 from .opencode import render_pieces
@@ -45,6 +44,7 @@ from .routing import Purpose, Route
 from .settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    HOST_LANE_THREADS,
     MAX_ID_CHARS,
     MAX_REQUEST_BYTES,
     SERVE_SEND_BUFFER_BYTES,
@@ -53,7 +53,6 @@ from .settings import (
 )
 
 log = logging.getLogger("boocoder_bridge")
-HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
 T = TypeVar("T")
 
 
@@ -129,25 +128,14 @@ register_url_convertor("anytext", _AnyText())
 
 
 class HostLane:
-    """Runs work that may ask hosts on its own few threads, and coalesces refreshes: while one is in flight,
-    every other refresh waits for that one (asynchronously, holding no thread) and gets its answer. So a burst
-    of refreshes against a hanging host costs one discovery and one thread, and /healthz, the favorites and
-    everything else keep their workers."""
+    """Runs work that may ask hosts (a dispatch's config, a resolve of a provider never seen) on its own few
+    threads, so /healthz, the favorites and everything else keep their workers while a host hangs."""
 
     def __init__(self, threads: int = HOST_LANE_THREADS) -> None:
         self.limiter = CapacityLimiter(threads)
-        self._flights: dict[str, asyncio.Future[Any]] = {}
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
-
-    async def coalesced(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
-        flight = self._flights.get(key)
-        if flight is None or flight.done():
-            flight = asyncio.ensure_future(make())
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        return await asyncio.shield(flight)  # a caller that goes away does not cancel the others' answer
 
 
 STATIC = FilePath(__file__).with_name("static")
@@ -217,22 +205,21 @@ class _BodyLimit:
 
 
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
-               allowed_hosts: Iterable[str] = (), live: bool = True) -> FastAPI:
+               allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard).
 
-    With ``live`` (run with its lifespan, as ``serve`` does) the catalog is kept current in the background and
-    pushed on ``GET /api/events``; otherwise each request reads the cache or asks the hosts.
+    Run with its lifespan (as ``serve`` does), the catalog is kept current in the background and pushed on
+    ``GET /api/events``; every request reads the live fleet snapshot and none waits on a host.
     """
     catalog = LiveCatalog(bridge)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if live:
-            try:  # the explicit TUI sync step at start (reads never sync); then on every favorites change
-                await anyio.to_thread.run_sync(bridge.sync_favorites)
-            except BridgeError as exc:  # a damaged database: serve still starts, GET /api/favorites says 503
-                log.warning("%s", exc)
-            await catalog.start()
+        try:  # the explicit TUI sync step at start (reads never sync); then on every favorites change
+            await anyio.to_thread.run_sync(bridge.sync_favorites)
+        except BridgeError as exc:  # a damaged database: serve still starts, GET /api/favorites says 503
+            log.warning("%s", exc)
+        await catalog.start()
         try:
             yield
         finally:
@@ -274,31 +261,21 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
 
     @app.get("/api/models", response_model=Catalog, responses=_ERRORS)
     async def models(refresh: bool = False) -> Response:
-        """The catalog (the ``models --json`` contract). In ``serve``: the live state at once (``refresh`` waits
-        until every host was asked again); otherwise from memory until the cache, favorites or a status change."""
-        if catalog.running:
-            if refresh:
-                await catalog.refresh()
-            return Response(catalog.current_json, media_type="application/json")
+        """The catalog (the ``models --json`` contract): the live state at once (``refresh`` waits until every
+        host was asked again; joins a refresh under way)."""
+        if not catalog.running:
+            return JSONResponse({"error": "the live catalog runs only in serve"}, status_code=503)
         if refresh:
-            body = await lane.coalesced("refresh", lambda: lane.run(bridge.catalog_json, True))
-        else:
-            body = await lane.run(bridge.catalog_json, False)
-        return Response(body, media_type="application/json")
+            await catalog.refresh()
+        return Response(catalog.current_json, media_type="application/json")
 
     @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
     async def providers(refresh: bool = False) -> ProvidersBody:
         """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``
         (in ``serve``, from the live state, like ``/api/models``)."""
-        if catalog.running:
-            if refresh:
-                await catalog.refresh()
-            return ProvidersBody(providers=bridge.hosts.rows_from(catalog.reports))
-        if refresh:
-            rows = await lane.coalesced("refresh-providers", lambda: lane.run(bridge.providers, True))
-        else:
-            rows = await lane.run(bridge.providers, False)
-        return ProvidersBody(providers=rows)
+        if refresh and catalog.running:
+            await catalog.refresh()
+        return ProvidersBody(providers=bridge.fleet.current().rows())
 
     @app.get("/api/events", responses={200: EVENTS_DOC, **_errors(503)})
     async def events(last_event_id: str | None = Header(default=None, max_length=200)) -> Response:

@@ -29,6 +29,10 @@ LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the
 
 # --- defaults -------------------------------------------------------------------------------------------
 DEFAULT_TTL_S = 30.0
+# A provider's defaults (registry keys of the same name; the registry's models own their shape).
+DEFAULT_TIMEOUT_S = 2.0  # timeout_s: discovery's deadline for one host
+DEFAULT_REFRESH_S = 15.0  # refresh_s: `serve` re-discovers a provider this often (with jitter)
+DEFAULT_REQUEST_TIMEOUT_S = 300.0  # request_timeout_s: opencode's wait for one model request
 MAX_TTL_S = 366 * 86400.0
 CACHE_CHECK_INTERVAL_S = 0.5  # how often a long-lived Bridge looks whether another process rewrote the cache
 DEFAULT_HOST = "127.0.0.1"
@@ -49,7 +53,7 @@ MAX_REDIRECTS = 3  # same-origin redirects followed per request
 MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (the perf benchmark lists 50,000)
 MAX_JSON_CONTAINERS = 1_000_000  # objects and lists in one answer (50,000 real entries hold ~250,000)
 PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
-PROPS_CONCURRENCY = 4  # of those, at once per provider: at most the host's pool (discovery.CONNECTIONS_PER_HOST)
+PROPS_CONCURRENCY = 4  # of those, at once per provider: at most the host's pool (CONNECTIONS_PER_HOST)
 MAX_TOKENS = 1 << 30  # a context window or max output above this is junk and read as unknown
 MAX_NAME_CHARS = 256  # display names from a host are cut to this
 MAX_REASON_CHARS = 300  # a provider's one-line error or note is cut to this
@@ -87,6 +91,35 @@ MAX_COMPLETION_BYTES = 64 << 20  # MAX_HOST_MODELS IDs per provider; a bigger fi
 # What a route is for (``resolve --purpose``). Here, not in routing.py, so the CLI's parser (and TAB completion)
 # is built without pydantic; every purpose routes the same.
 PURPOSES: tuple[str, ...] = ("dispatch", "arena", "compaction", "task", "context")
+
+# --- tunables of one module each (kept here so every default is in one place) -----------------------------
+# discovery.py: one connection pool per host, not one for the fleet: httpx's shared pool holds 100 connections
+# (the 101st host waits, spending its own deadline), and httpcore scans every connection of a pool on each
+# request, so one pool for 256 hosts costs seconds of CPU. A host's own pool also bounds its concurrent requests.
+CONNECTIONS_PER_HOST = 4
+
+# live.py: serve's live catalog
+STARTUP_WAIT_S = 3.0  # serve starts answering after the first round, or this long at most
+JITTER = 0.1  # every wait is stretched or shrunk by up to 10 %
+RETRY_FIRST_S = 0.5  # a provider that is down is asked again after 0.5, 1, 2, 4 s ...
+RETRY_MAX_S = 4.0  # ... but never less often than this (or its refresh_s, if shorter)
+WATCH_RETRY_MAX_S = 10.0  # a push channel that dropped is reopened with backoff up to this
+FAVORITES_CHECK_S = 0.5  # how often the favorites file is looked at (a stat call)
+FAVORITES_REREAD_S = 5.0  # and read in full even if it looks unchanged (coarse file timestamps)
+PUSH_REBUILD_S = 0.1  # push messages rebuild the catalog at most this often: a chatty host cannot hog the loop
+PUSH_MESSAGES_PER_S = 20  # a push channel is read at most this fast; a flood waits in the host's socket
+ROUND_MIN_S = 1.0  # a provider is discovered (and its answer written to the cache) at most once per this long
+KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
+CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
+
+# server.py
+HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
+
+# opencode.py: the limits policy (plan_limit)
+DEFAULT_OUTPUT_SHARE = 4  # output budget: a quarter of the window
+MAX_OUTPUT_SHARE = 2  # a configured max_output is clamped to half the window
+DEFAULT_HEADROOM_SHARE = 8  # headroom: an eighth of the window ...
+DEFAULT_HEADROOM_CAP = 8192  # ... at most 8k tokens
 
 
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:

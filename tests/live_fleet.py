@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from tests.fakehost import FakeHost
-from tests.test_server import start_server
+from tests.helpers import start_server
 
 
 class Host:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import boocoder_bridge
 from boocoder_bridge import errors
@@ -39,3 +41,38 @@ def test_architecture_md_names_every_module() -> None:
     modules += [p.stem for p in (package / "default_plugins").glob("*.py") if p.stem != "__init__"]
     modules += [p.name + "/" for p in package.iterdir() if (p / "__init__.py").is_file()]
     assert [m for m in modules if m not in text] == []
+
+
+def _lint_imports(*args: str) -> subprocess.CompletedProcess[str]:
+    from pathlib import Path
+
+    root = Path(boocoder_bridge.__file__).parent.parent
+    binary = Path(sys.executable).with_name("lint-imports")  # import-linter's command, installed beside python
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, cwd=root, timeout=120)
+
+
+def test_the_layers_of_architecture_md_hold() -> None:
+    """The layer rule (a module imports only from its own layer or those below) is checked by import-linter's
+    layers contract in pyproject.toml, whose layers are ARCHITECTURE.md's."""
+    done = _lint_imports()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_the_layers_contract_catches_an_upward_import(tmp_path) -> None:
+    """The same contract with two layers swapped (bridge.py below fleetstate.py, which it imports) is broken:
+    the check above could fail."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(boocoder_bridge.__file__).parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layers = config["contracts"][0]["layers"]
+    high, low = layers.index("boocoder_bridge.bridge"), layers.index("boocoder_bridge.fleetstate")
+    layers[high], layers[low] = layers[low], layers[high]
+    lines = ["[importlinter]", f"root_package = {config['root_package']}", "exclude_type_checking_imports = True",
+             "", "[importlinter:contract:layers]", "name = swapped", "type = layers", "layers =",
+             *(f"    {layer}" for layer in layers)]
+    (tmp_path / "swapped.ini").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _lint_imports("--config", str(tmp_path / "swapped.ini"))
+    assert done.returncode != 0 and "boocoder_bridge.bridge -> boocoder_bridge.fleetstate" in done.stdout, done.stdout

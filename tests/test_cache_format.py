@@ -10,13 +10,13 @@ import pytest
 from boocoder_bridge import Bridge
 from boocoder_bridge.cache import CACHE_VERSION
 from tests.fakehost import llama_swap_body
+from tests.helpers import build_fleet
 
 
 @pytest.fixture
 def fleet(hosts, write_registry, isolated):
-    up = hosts(name="up", models_body=llama_swap_body("coder", "chat", contexts={"coder": 65536}))
-    path = write_registry({"default_provider": "up", "providers": {
-        "up": {"kind": "llama-swap", "base_url": up.url, "timeout_s": 1}}})
+    path, up = build_fleet(hosts, write_registry, {"up": {
+        "models_body": llama_swap_body("coder", "chat", contexts={"coder": 65536}), "provider": {"timeout_s": 1}}})
     return path, up, isolated / "discovery-cache.json"
 
 
@@ -59,23 +59,23 @@ def test_a_version_1_cache_is_still_read(fleet) -> None:
     assert bridge.warnings == []
 
 
-def test_the_served_catalog_is_built_once_per_change(fleet, monkeypatch) -> None:
-    path, _, _ = fleet
-    from boocoder_bridge import bridge as bridge_module
-
-    builds = []
-    real = bridge_module.build_catalog
-    monkeypatch.setattr(bridge_module, "build_catalog", lambda *a: builds.append(1) or real(*a))
+def test_an_unchanged_fleet_keeps_one_snapshot_and_its_routes(fleet) -> None:
+    """Within the TTL every operation reads the same snapshot (no host asked, the resolver's memo kept); a
+    refresh makes a new one, and a new answer from the host is what the next route says."""
+    path, up, _ = fleet
     bridge = Bridge.load(path)
-    first = bridge.catalog_json()
-    assert bridge.catalog_json() is first and len(builds) == 1
-    bridge.add_favorite("up/coder")
-    with_favorite = json.loads(bridge.catalog_json())
-    assert [m["id"] for m in with_favorite["favorites"]] == ["up/coder"] and len(builds) == 2
-    bridge.reports(refresh=True)  # a new answer from the host: a new cache generation
-    bridge.catalog_json()
-    assert len(builds) == 3
-    assert json.loads(bridge.catalog_json()) == bridge.catalog().model_dump()
+    first = bridge.state()
+    asked = len(up.paths())
+    assert bridge.state() is first and len(up.paths()) == asked
+    assert bridge.resolver is first.resolver
+    route = bridge.resolve("up/coder")
+    assert bridge.resolve("up/coder") is route and route.context_window == 65536
+    up.models_body = llama_swap_body("coder", contexts={"coder": 131072})
+    refreshed = bridge.state(refresh=True)
+    assert refreshed.generation > first.generation and len(up.paths()) > asked
+    assert bridge.resolve("up/coder").context_window == 131072
+    assert [g.id for g in bridge.catalog().providers] == ["up"]
+    assert [m.model for m in bridge.catalog().providers[0].models] == ["coder"]
 
 
 def test_cli_json_is_what_json_dumps_writes(fleet, run_cli) -> None:
@@ -142,14 +142,14 @@ def test_an_answer_stored_while_the_resolver_is_built_is_not_missed(fleet, monke
     provider = bridge.registry.providers["up"]
     newer = ProviderReport(provider="up", status="online", fetched_at=2e9,
                            models=[HostModel(id="coder", context_window=131072)])
-    read = bridge.hosts.known_reports
+    read = bridge.fleet._gather
 
-    def read_then_another_thread_stores() -> dict:
-        reports = read()
-        monkeypatch.setattr(bridge.hosts, "known_reports", read)  # once
-        bridge.cache.store({"up": provider}, {"up": newer})  # what the live loop's thread does meanwhile
+    def read_then_another_thread_stores(cached):
+        reports = read(cached)
+        monkeypatch.setattr(bridge.fleet, "_gather", read)  # once
+        bridge.cache.store({"up": provider}, {"up": newer})  # what another thread does meanwhile
         return reports
 
-    monkeypatch.setattr(bridge.hosts, "known_reports", read_then_another_thread_stores)
+    monkeypatch.setattr(bridge.fleet, "_gather", read_then_another_thread_stores)
     assert bridge.resolve("up/coder").context_window == 65536  # built from what was read
     assert bridge.resolve("up/coder").context_window == 131072  # the stored answer is seen next

@@ -7,19 +7,16 @@ import pytest
 from boocoder_bridge import Bridge
 from boocoder_bridge.catalog import Catalog
 from tests.fakehost import llama_swap_body
-from tests.helpers import deepseek, llama_swap, registry_data
+from tests.helpers import build_fleet, deepseek
 
 
 @pytest.fixture
 def fleet(hosts, write_registry):
-    sam = hosts(name="sam", models_body=llama_swap_body("same-model", "coder", contexts={"coder": 65536}))
-    emb = hosts(name="emb", models_body=llama_swap_body("same-model", "bge-m3"))
-    path = write_registry(registry_data({
-        "sam": llama_swap(sam.url, label="Sam"),
-        "emb": llama_swap(emb.url, timeout_s=0.5),
-        "deepseek": deepseek(),
-    }))
-    return path, sam, emb
+    return build_fleet(hosts, write_registry, {
+        "sam": {"models_body": llama_swap_body("same-model", "coder", contexts={"coder": 65536}),
+                "provider": {"label": "Sam"}},
+        "emb": {"models_body": llama_swap_body("same-model", "bge-m3"), "provider": {"timeout_s": 0.5}},
+    }, others={"deepseek": deepseek()})
 
 
 def ids(catalog: Catalog) -> dict[str, list[str]]:

@@ -208,7 +208,7 @@ def test_no_traceback_in_a_real_process(crash_fleet, isolated) -> None:
 def test_the_server_serves_the_good_host_next_to_hostile_ones(crash_fleet, isolated) -> None:
     import httpx
 
-    from tests.test_server import start_server
+    from tests.helpers import start_server
 
     process, url = start_server(crash_fleet, isolated)
     try:
@@ -335,7 +335,7 @@ def test_host_text_is_shown_safely_in_cli_text_and_json(hosts, write_registry, r
 def test_the_server_json_escapes_host_text(hosts, write_registry, isolated) -> None:
     import httpx
 
-    from tests.test_server import start_server
+    from tests.helpers import start_server
 
     registry, _ = two_hosts(hosts, write_registry, models_body={"data": [
         {"id": key, "name": name} for key, name in HOSTILE_NAMES.items() if key != "surrogate"]})

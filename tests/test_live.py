@@ -275,15 +275,15 @@ def test_the_same_answer_again_does_not_rebuild_the_catalog(tmp_path: Path, monk
     rebuilt the whole catalog on the event loop (57 ms for 20 x 500 models) for an identical result."""
     import asyncio
 
-    from boocoder_bridge import Bridge, live
+    from boocoder_bridge import Bridge, fleetstate, live
     from boocoder_bridge.hostdata import HostModel, ProviderReport
 
     registry = tmp_path / "fleet.json"
     registry.write_text(json.dumps({"default_provider": "h", "providers": {
         "h": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"}}}))
     builds: list[int] = []
-    real_build = live.build_catalog
-    monkeypatch.setattr(live, "build_catalog", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    real_build = fleetstate.build_catalog
+    monkeypatch.setattr(fleetstate, "build_catalog", lambda *a, **k: builds.append(1) or real_build(*a, **k))
 
     async def run() -> None:
         catalog = live.LiveCatalog(Bridge.load(registry, tmp_path / "state"))

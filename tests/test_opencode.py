@@ -16,20 +16,13 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from boocoder_bridge import Bridge
 from boocoder_bridge.errors import StateError
 from boocoder_bridge.opencode import NEUTRAL_MODEL, plan_limit, render, write_config
-from tests.fakehost import OPENCODE_SCHEMA, RESPONSES, llama_swap_body
-from tests.helpers import deepseek, down
+from tests.fakehost import RESPONSES, llama_swap_body
+from tests.helpers import deepseek, down, opencode_schema_errors
 
 
 class TextSnapshot(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
     file_extension = "json"
-
-
-def opencode_schema_errors(config: dict) -> list[str]:
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(OPENCODE_SCHEMA.read_text())
-    return [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(schema).iter_errors(config)]
 
 
 @pytest.fixture
@@ -257,9 +250,12 @@ def test_no_secret_in_emitted_config(fleet) -> None:
 
 
 def test_disabled_provider_gets_no_entry(fleet, monkeypatch) -> None:
+    """Whether a provider is enabled is read from the environment the bridge is loaded with."""
     bridge, _ = fleet
+    assert "deepseek" in bridge.opencode_config()[0]["provider"]
     monkeypatch.delenv("DEEPSEEK_API_KEY")
-    assert "deepseek" not in bridge.opencode_config()[0]["provider"]
+    assert "deepseek" in bridge.opencode_config()[0]["provider"]  # bound at load: a later change is not seen
+    assert "deepseek" not in Bridge.load(bridge.registry.source, bridge.state_dir).opencode_config()[0]["provider"]
 
 
 def test_a_tiny_request_timeout_is_still_one_opencode_accepts(write_registry) -> None:

@@ -10,9 +10,8 @@ import pytest
 
 from boocoder_bridge import Bridge
 from tests.fakehost import llama_swap_body
-from tests.helpers import llama_swap, run_process
+from tests.helpers import llama_swap, opencode_schema_errors, run_process
 from tests.opencode_bin import opencode_binary, opencode_env
-from tests.test_opencode import opencode_schema_errors
 
 pytestmark = pytest.mark.opencode
 

@@ -16,8 +16,8 @@ import pytest
 from boocoder_bridge import Bridge
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body
+from tests.helpers import opencode_schema_errors
 from tests.opencode_bin import opencode_binary, opencode_env
-from tests.test_opencode import opencode_schema_errors
 
 pytestmark = pytest.mark.opencode
 

@@ -98,3 +98,11 @@ def test_the_example_fleet_with_every_field_takes_the_fast_path() -> None:
     data = json.loads((FIXTURES / "fleet.example.json").read_text())
     assert not jsonschemas.errors(SCHEMA, data)
     assert _fits_schema(data)
+
+
+def test_the_committed_schema_is_the_one_the_models_generate() -> None:
+    """The registry's shape has one owner, its pydantic models: the schema file is generated from them."""
+    from boocoder_bridge.registry import json_schema
+
+    fix = "run: python -c 'from boocoder_bridge.registry import write_json_schema; write_json_schema()'"
+    assert jsonschemas.load_schema(SCHEMA) == json_schema(), fix

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from boocoder_bridge import Bridge
 from boocoder_bridge.errors import ModelIdError, ProviderUnavailableError
 from boocoder_bridge.routing import PURPOSES
 from tests.fakehost import llama_swap_body
-from tests.helpers import deepseek, llama_swap
+from tests.helpers import build_fleet, deepseek
 
 
 @pytest.fixture
 def fleet(hosts, write_registry):
-    sam = hosts(name="sam", models_body=llama_swap_body(
-        "qwen3-coder-30b", "deepseek-r1-distill-qwen-32b", "unsloth/Qwen3:Q4_K_M", "hot", "shared",
-        loaded=("hot",), contexts={"qwen3-coder-30b": 65536}, outputs={"qwen3-coder-30b": 8192}),
-        props={"hot": 16384})
-    emb = hosts(name="emb", models_body=llama_swap_body("shared", "bge-m3", contexts={"shared": 4096}))
-    path = write_registry({
-        "default_provider": "sam-desktop",
-        "providers": {
-            "sam-desktop": {"kind": "llama-swap", "base_url": sam.url, "sidecar_url": sam.url + "/sidecar",
-                            "models": {"shared": {"context_window": 32768, "upstream_id": "shared-q8"}}},
-            "embedding": llama_swap(emb.url),
-            "deepseek": deepseek(),
-        },
-    })
-    return path, sam, emb
+    fleet = build_fleet(hosts, write_registry, {
+        "sam-desktop": {"models_body": llama_swap_body(
+            "qwen3-coder-30b", "deepseek-r1-distill-qwen-32b", "unsloth/Qwen3:Q4_K_M", "hot", "shared",
+            loaded=("hot",), contexts={"qwen3-coder-30b": 65536}, outputs={"qwen3-coder-30b": 8192}),
+            "props": {"hot": 16384},
+            "provider": {"models": {"shared": {"context_window": 32768, "upstream_id": "shared-q8"}}}},
+        "embedding": {"models_body": llama_swap_body("shared", "bge-m3", contexts={"shared": 4096})},
+    }, others={"deepseek": deepseek()})
+    sam = fleet.hosts["sam-desktop"]
+    data = json.loads(fleet.registry.read_text())  # the sidecar is the host's own /sidecar path
+    data["providers"]["sam-desktop"]["sidecar_url"] = sam.url + "/sidecar"
+    fleet.registry.write_text(json.dumps(data))
+    return fleet
 
 
 def test_all_purposes_agree(fleet) -> None:

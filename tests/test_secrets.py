@@ -36,10 +36,10 @@ def test_no_secret_in_any_artefact(hosts, write_registry, run_cli, monkeypatch, 
                  ["resolve", "bad id"], ["resolve", "locked/x", "--purpose", "nope"]):
         result = run_cli("--registry", str(registry), *args)
         outputs += [result.out, result.err]
-    api = TestClient(create_app(Bridge.load(registry)), base_url="http://127.0.0.1")
-    for path in ("/api/models?refresh=1", "/api/resolve?model=cloud/cloud-chat", "/api/opencode-config",
-                 "/api/resolve?model=%20", "/api/favorites"):
-        outputs.append(api.get(path).text)
+    with TestClient(create_app(Bridge.load(registry)), base_url="http://127.0.0.1") as api:  # with its lifespan
+        for path in ("/api/models?refresh=1", "/api/resolve?model=cloud/cloud-chat", "/api/opencode-config",
+                     "/api/resolve?model=%20", "/api/favorites"):
+            outputs.append(api.get(path).text)
 
     # The keys were really used (so the scan below could have found them) ...
     assert {r.headers.get("Authorization") for r in cloud.requests} == {"Bearer " + SECRETS["CLOUD_KEY"]}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,34 +18,7 @@ from boocoder_bridge.opencode import render
 from boocoder_bridge.settings import MAX_REQUEST_BYTES
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body
-from tests.helpers import deepseek, down, llama_swap, registry_data
-
-
-def start_server(registry: Path, state: Path, *extra: str, env: dict[str, str] | None = None
-                 ) -> tuple[subprocess.Popen, str]:
-    """A ``serve`` process and its URL, once it answers. ``--port 0``: the OS picks the port when serve binds
-    it (a port looked up free beforehand could be taken by anyone before serve binds it), and serve prints it."""
-    process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "--registry", str(registry),
-                                "--state-dir", str(state), "serve", "--port", "0", *extra],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None and process.stderr is not None
-    printed, _, _ = select.select([process.stdout], [], [], 60)
-    line = process.stdout.readline() if printed else ""
-    if not line.startswith("serving http://127.0.0.1:"):
-        process.kill()
-        raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
-    url = line.split()[1]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read())
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start")
+from tests.helpers import deepseek, down, llama_swap, registry_data, start_server
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from boocoder_bridge.httpguard import HostPolicy, host_name
 from tests.fakehost import FakeHost, llama_swap_body
-from tests.test_server import start_server
+from tests.helpers import start_server
 
 
 def server_env() -> dict[str, str]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from boocoder_bridge import (
+    PROPS_CONCURRENCY,
+    PROPS_LOOKUPS,
     HostError,
     HostModel,
     ModelState,
@@ -26,7 +28,6 @@ from boocoder_bridge import (
     read_events,
 )
 from boocoder_bridge.default_plugins.llama_cpp import slot_context  # /upstream/<m>/props is llama.cpp's /props
-from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
 
 if TYPE_CHECKING:
     from boocoder_bridge import HostClient, Provider
