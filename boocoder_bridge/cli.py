@@ -384,7 +384,17 @@ def _complete_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> lis
     """Model IDs from the cache and the favorites, without any network (completion must be instant)."""
     from .completion import complete_ids
 
-    return complete_ids(prefix, getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None))
+    return complete_ids(prefix, getattr(parsed_args, "registry", None), getattr(parsed_args, "state_dir", None),
+                        slow=slow_ids)
+
+
+def slow_ids(registry: str | None, state_dir: str | None) -> list[str]:
+    """TAB's full path, when the candidates file cannot answer: the registry and the cache loaded as models."""
+    from .bridge import Bridge
+
+    bridge = Bridge.load(registry, state_dir)
+    ids = [f"{pid}/{m.id}" for pid, report in bridge.fleet.cached_reports().items() for m in report.models]
+    return ids + bridge.favorites.list()
 
 
 def build_parser() -> argparse.ArgumentParser:

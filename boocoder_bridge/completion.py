@@ -6,14 +6,15 @@ per TAB on a 20 x 500 fleet (issue 22). So whenever the cache is written, the ID
 and size. The completer keeps the lines that start with what was typed, and reads the registry's raw JSON with
 ``json`` alone: no model is built, and 10,000 IDs are not parsed as JSON for the 500 of one provider. When the
 file is missing, does not match the cache (another version wrote it), or the registry cannot be read that way,
-the completer takes the full path (:func:`slow_ids`), which gives the same answer, only slower.
+the completer takes the full path (``slow``: the CLI's ``slow_ids``), which gives the same answer, only
+slower.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .settings import (
@@ -133,17 +134,8 @@ def _favorites(folder: str, prefix: str) -> list[str]:
     return [i for i in Favorites(Path(path), str).list() if i.startswith(prefix)]
 
 
-def slow_ids(registry: str | None, state_dir: str | None) -> list[str]:
-    """The full path: the registry and the cache loaded as models (what every command does)."""
-    from .bridge import Bridge
-
-    bridge = Bridge.load(registry, state_dir)
-    ids = [f"{pid}/{m.id}" for pid, report in bridge.hosts.cached_reports().items() for m in report.models]
-    return ids + bridge.favorites.list()
-
-
-def complete_ids(prefix: str, registry: str | None, state_dir: str | None,
-                 env: Mapping[str, str] | None = None) -> list[str]:
+def complete_ids(prefix: str, registry: str | None, state_dir: str | None, env: Mapping[str, str] | None = None,
+                 slow: Callable[[str | None, str | None], list[str]] | None = None) -> list[str]:
     """Model IDs from the cache and the favorites, without any network, sorted; never raises.
 
     Before the first ``/`` the provider is completed (``host-01`` offers ``host-010/`` ... ``host-019/``, and
@@ -154,7 +146,9 @@ def complete_ids(prefix: str, registry: str | None, state_dir: str | None,
         try:
             ids = fast_ids(prefix, registry, state_dir, env)
         except Stale:
-            ids = slow_ids(registry, state_dir)
+            if slow is None:
+                return []
+            ids = slow(registry, state_dir)
     except Exception:  # a completer must never print a traceback into the user's shell
         return []
     if "/" not in prefix:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from boocoder_bridge import completion
+from boocoder_bridge.cli import slow_ids
 from boocoder_bridge.settings import CACHE_FILE, COMPLETION_FILE
 from tests.fakehost import llama_swap_body
 from tests.helpers import deepseek, llama_swap, registry_data
@@ -45,7 +46,7 @@ def fleet(hosts, write_registry, run_cli, isolated):
 
 def _both(prefix: str, registry: Path, state: Path) -> tuple[list, list]:
     fast = sorted(completion.fast_ids(prefix, str(registry), str(state), os.environ))
-    slow = sorted(i for i in completion.slow_ids(str(registry), str(state)) if i.startswith(prefix))
+    slow = sorted(i for i in slow_ids(str(registry), str(state)) if i.startswith(prefix))
     return fast, slow
 
 
@@ -76,7 +77,7 @@ def test_candidates_that_do_not_match_the_cache_are_not_used(fleet, isolated) ->
     cache.write_text(cache.read_text().replace("a-org/m-7:Q4", "a-org/m-7:Q5"))
     with pytest.raises(completion.Stale):
         completion.fast_ids("a/", str(fleet), str(isolated), os.environ)
-    ids = completion.complete_ids("a/a-org/m-7:", str(fleet), str(isolated))
+    ids = completion.complete_ids("a/a-org/m-7:", str(fleet), str(isolated), slow=slow_ids)
     assert ids == ["a/a-org/m-7:Q5"]
 
 
@@ -86,7 +87,7 @@ def test_a_fifo_in_place_of_the_candidates_does_not_hang(fleet, isolated) -> Non
     os.mkfifo(isolated / COMPLETION_FILE)
     with pytest.raises(completion.Stale):
         completion.fast_ids("a/", str(fleet), str(isolated), os.environ)
-    assert len(completion.complete_ids("a/", str(fleet), str(isolated))) == 500
+    assert len(completion.complete_ids("a/", str(fleet), str(isolated), slow=slow_ids)) == 500
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
@@ -141,9 +142,9 @@ def test_the_tab_benchmark_checks_its_workload(tmp_path) -> None:
 
 def test_before_the_slash_the_provider_is_completed(fleet, isolated) -> None:
     """Both paths: ``a`` offers ``a/`` (not 500 model IDs); ``""`` offers every provider that has an ID."""
-    assert completion.complete_ids("a", str(fleet), str(isolated)) == ["a/"]
-    assert completion.complete_ids("", str(fleet), str(isolated)) == ["a/", "b/", "static/"]
+    assert completion.complete_ids("a", str(fleet), str(isolated), slow=slow_ids) == ["a/"]
+    assert completion.complete_ids("", str(fleet), str(isolated), slow=slow_ids) == ["a/", "b/", "static/"]
     (isolated / COMPLETION_FILE).unlink()  # the full path
     (isolated / CACHE_FILE).write_text((isolated / CACHE_FILE).read_text())
-    assert completion.complete_ids("", str(fleet), str(isolated)) == ["a/", "b/", "static/"]
-    assert len(completion.complete_ids("a/", str(fleet), str(isolated))) == 500
+    assert completion.complete_ids("", str(fleet), str(isolated), slow=slow_ids) == ["a/", "b/", "static/"]
+    assert len(completion.complete_ids("a/", str(fleet), str(isolated), slow=slow_ids)) == 500
