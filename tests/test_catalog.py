@@ -47,7 +47,10 @@ def test_favorites_first_and_marked_in_their_group(fleet) -> None:
     groups = {g.id: g for g in catalog.providers}
     assert [m.favorite for m in groups["emb"].models] == [False, True]
     assert groups["deepseek"].status == "disabled" and groups["deepseek"].models == []
-    assert list(catalog.model_dump()) == ["favorites", "providers"]
+    assert list(catalog.model_dump()) == ["favorites", "hidden_favorites", "providers"]
+    hidden = [(h.id, h.reason) for h in catalog.hidden_favorites]  # the reason rides with the catalog (issue 24)
+    assert hidden == [("deepseek/deepseek-chat", bridge.hidden_favorites()["deepseek/deepseek-chat"])]
+    assert "DEEPSEEK_API_KEY" in hidden[0][1]
 
 
 def test_offline_favorite_is_hidden_kept_and_comes_back(fleet) -> None:
