@@ -20,35 +20,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from boocoder_bridge.demo.router import LLAMA_CPP_PYTHON_VERSION, built_binary
 from tests.downloads import notice
-from tests.opencode_bin import download_cache
 
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 BUILD_TIME = "about 10-15 minutes on 2 cores"  # measured 2026-12-02 on this kind of machine
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
                "-DGGML_NATIVE=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
 
 
-def router_dir() -> Path:
-    return download_cache() / f"llama-server-llama-cpp-python-{LLAMA_CPP_PYTHON_VERSION}"
-
-
-def cached_llama_server() -> Path | None:
-    """The built binary if it is already in the cache (never builds: for the demo and for skips)."""
-    binary = router_dir() / "llama-server"
-    return binary if binary.exists() else None
-
-
 def llama_server_binary() -> Path:
-    """The cached ``llama-server``; builds it the first time (a lock keeps concurrent runs from building twice)."""
-    binary = router_dir() / "llama-server"
+    """The cached ``llama-server``; builds it the first time (a lock keeps concurrent runs from building twice).
+    Its place (by version, in the download cache) is :func:`boocoder_bridge.demo.router.built_binary`."""
+    binary = built_binary()
     if binary.exists():
         return binary
     for tool in ("cmake", "g++"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is needed to build llama-server for the router tests (apt-get install {tool})")
-    router_dir().mkdir(parents=True, exist_ok=True)
-    with open(router_dir() / ".lock", "w") as lock:
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.exists():  # another process built it while this one waited
             return binary
