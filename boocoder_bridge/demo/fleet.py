@@ -2,7 +2,10 @@
 
 Two real llama.cpp servers (xllamacpp) serve one tiny model generated on the spot, under the same model name:
 one behind the llama-swap-shaped proxy (provider ``swap-box``, kind ``llama-swap``), one plain llama-server
-(provider ``plain-box``, kind ``llama-cpp``). A registry for them is written in a temp dir with the state dir
+(provider ``plain-box``, kind ``llama-cpp``). A third host, llama.cpp's own swapping server (provider
+``router-box``, kind ``llama-cpp``: ``llama-server --models-dir`` over two tiny models, one loaded at a time), joins
+when a llama-server with router mode is at hand (:func:`boocoder_bridge.demo.router.find_binary`); else the demo
+says how to build one. A registry for them is written in a temp dir with the state dir
 beside it, and ``serve`` runs on top. Everything is on 127.0.0.1, on ports the OS picks; Ctrl-C stops the
 servers and removes the temp dir. The demo never touches the user's own state or opencode's TUI favorites.
 """
@@ -23,6 +26,8 @@ from typing import Any
 
 MODEL = "tiny-llama"  # the shared model name: one on each host
 SWAP, PLAIN = "swap-box", "plain-box"
+ROUTER = "router-box"  # llama.cpp's own swapping server, when a llama-server with router mode is at hand
+ROUTER_MODELS = ("tiny-alpha", "tiny-beta")  # it holds one at a time: asking for the other swaps
 CONTEXTS = {SWAP: 2048, PLAIN: 1024}  # different, so `resolve` shows each host's own live context window
 Say = Callable[[str], None]
 
@@ -35,16 +40,39 @@ class DemoFleet:
     proxy_url: str
     swap_upstream_url: str
     plain_url: str
+    router_url: str | None = None
 
     def registry_data(self) -> dict[str, Any]:
         return json.loads(self.registry.read_text(encoding="utf-8"))
 
 
-def _registry(proxy_url: str, plain_url: str) -> dict[str, Any]:
-    return {"default_provider": SWAP, "providers": {
+def _registry(proxy_url: str, plain_url: str, router_url: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"default_provider": SWAP, "providers": {
         SWAP: {"kind": "llama-swap", "base_url": proxy_url, "label": "Demo llama-swap (proxy + llama.cpp)"},
         PLAIN: {"kind": "llama-cpp", "base_url": plain_url, "label": "Demo llama-server (plain llama.cpp)"},
     }}
+    if router_url:
+        data["providers"][ROUTER] = {"kind": "llama-cpp", "base_url": router_url,
+                                     "label": "Demo llama.cpp router (swaps its models)"}
+    return data
+
+
+def _start_router(root: Path, stack: ExitStack, say: Say) -> str | None:
+    """The third host, llama.cpp's router over two tiny models (``--models-max 1``), if its binary is at hand."""
+    from .model import write_tiny_llama
+    from .router import HOW_TO_BUILD, LlamaRouter, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        say(f"no third host (llama.cpp's own swapping server): {HOW_TO_BUILD}")
+        return None
+    folder = root / "router-models"
+    folder.mkdir()
+    for seed, name in enumerate(ROUTER_MODELS, start=1):
+        write_tiny_llama(folder / f"{name}.gguf", seed=seed, name=name)
+    say(f"starting llama.cpp's router ({binary}) over {', '.join(ROUTER_MODELS)}, one loaded at a time")
+    router = LlamaRouter(binary, folder, models_max=1, n_ctx=1024, log=root / f"{ROUTER}.log")
+    return stack.enter_context(router).url
 
 
 @contextmanager
@@ -66,10 +94,12 @@ def demo_fleet(say: Say = lambda _: None, folder: Path | None = None) -> Iterato
                 server = LlamaServer(model, n_ctx=n_ctx, alias=MODEL, threads=1, log=root / f"{provider}.log")
                 servers[provider] = stack.enter_context(server)
             proxy = stack.enter_context(SwapProxy([SwapModel(MODEL, servers[SWAP].url, name="Tiny llama")]))
+            router_url = _start_router(root, stack, say)
             registry = root / "fleet.json"
-            registry.write_text(json.dumps(_registry(proxy.url, servers[PLAIN].url), indent=2) + "\n",
+            registry.write_text(json.dumps(_registry(proxy.url, servers[PLAIN].url, router_url), indent=2) + "\n",
                                 encoding="utf-8")
-            yield DemoFleet(root, registry, root / "state", proxy.url, servers[SWAP].url, servers[PLAIN].url)
+            yield DemoFleet(root, registry, root / "state", proxy.url, servers[SWAP].url, servers[PLAIN].url,
+                            router_url)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
@@ -87,6 +117,8 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
         f"Demo fleet on 127.0.0.1 (two real llama.cpp servers, one model name: {MODEL})",
         f"  {SWAP:<10} llama-swap proxy  {fleet.proxy_url}  ->  llama.cpp {fleet.swap_upstream_url}",
         f"  {PLAIN:<10} llama-server      {fleet.plain_url}",
+        *([f"  {ROUTER:<10} llama.cpp router  {fleet.router_url}  ({' and '.join(ROUTER_MODELS)}, one at a time)"]
+          if fleet.router_url else []),
         "",
         f"Model picker:  {url}/",
         f"HTTP API:      {url}/api/models",
@@ -100,6 +132,10 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
         f"  boocoder-bridge resolve {MODEL}                 # a legacy bare ID goes to the default provider",
         f"  boocoder-bridge favorites add {PLAIN}/{MODEL}",
         f"  {run}",
+        *([f"  curl -s {fleet.router_url}/v1/chat/completions -H 'Content-Type: application/json' -d "
+           f"""'{{"model": "{name}", "max_tokens": 2, "messages": [{{"role": "user", "content": "hi"}}]}}'"""
+           f"    # the picker shows {name} hot" + (", the other cold" if n else "")
+           for n, name in enumerate(ROUTER_MODELS)] if fleet.router_url else []),
         "",
         f"Ctrl-C stops the servers and removes {fleet.folder}",
         "",
