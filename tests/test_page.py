@@ -325,10 +325,11 @@ def test_host_text_is_shown_as_text(chromium: Any, tmp_path: Path) -> None:
 
 
 def test_phone_width_and_screenshots(chromium: Any, fleet: Fleet, tmp_path: Path) -> None:
-    put(fleet, "sam/qwen3-coder-30b", "emb/nomic-embed-text")
+    put(fleet, "sam/qwen3-coder-30b", "emb/nomic-embed-text", "deepseek/deepseek-chat")  # the last one: hidden
     desktop = open_page(chromium, fleet, viewport={"width": 900, "height": 1000})
     desktop.expect_ids("favorites", ["sam/qwen3-coder-30b", "emb/nomic-embed-text"])
     desktop.row("sam", "sam/gpt-oss-20b").locator(".name").click()  # show a chosen row too
+    desktop.section("cloud").locator("button.toggle").click()  # and a folded group
     save_screenshot(desktop.page, tmp_path, "picker.png")
     desktop.page.context.close()
 
