@@ -16,7 +16,13 @@ import httpx
 import pytest
 
 from boocoder_bridge import Bridge, ModelState
-from boocoder_bridge.default_plugins.llama_cpp import launch_setting, load_progress, parse_router_event
+from boocoder_bridge.default_plugins.llama_cpp import (
+    CTX_SIZE,
+    N_PREDICT,
+    launch_setting,
+    load_progress,
+    parse_router_event,
+)
 from tests.conftest import REAL_MODEL, ROUTER_MODELS, ROUTER_N_CTX
 from tests.live_fleet import serve_fleet
 
@@ -142,7 +148,14 @@ def test_a_plain_llama_server_has_its_one_model_loaded(llama_server, write_regis
     ({}, None),
 ])
 def test_window_from_the_launch_settings(status: dict[str, Any], expected: int | None) -> None:
-    assert launch_setting(status, ("--ctx-size", "-c", "ctx-size")) == expected
+    assert launch_setting(status, CTX_SIZE) == expected
+
+
+def test_max_output_from_the_launch_settings() -> None:
+    assert launch_setting({"args": ["llama-server", "-n", "512", "-c", "4096"]}, N_PREDICT) == 512
+    assert launch_setting({"args": ["llama-server", "--predict=256"]}, N_PREDICT) == 256
+    assert launch_setting({"preset": "[m]\nn-predict = 128\n"}, N_PREDICT) == 128
+    assert launch_setting({"args": ["llama-server", "-n", "-1"]}, N_PREDICT) is None  # -1: no limit
 
 
 def event(model: str, kind: str, data: Any) -> str:

@@ -55,7 +55,9 @@ if TYPE_CHECKING:
 # The router's model states in the bridge's words: a model being downloaded is on its way to loading.
 ROUTER_STATES = {"loaded": "loaded", "loading": "loading", "downloading": "loading", "unloaded": "unloaded",
                  "sleeping": "sleeping"}
-FLAGS = {"context_window": ("--ctx-size", "-c", "ctx-size"), "max_output": ("--n-predict", "-n", "n-predict")}
+# llama.cpp's spellings of a setting: its command-line flags, and its keys in a preset INI section
+CTX_SIZE = (("--ctx-size", "-c"), ("ctx-size",))
+N_PREDICT = (("--n-predict", "--predict", "-n"), ("n-predict", "predict"))
 _INT = re.compile(r"^\s*(\d{1,12})\s*$")
 
 
@@ -86,29 +88,31 @@ def capped(model: HostModel, trained: int | None) -> HostModel:
                                     "context_source": f"{model.context_source}, capped at meta.n_ctx_train"})
 
 
-def launch_setting(status: Mapping[str, Any], names: tuple[str, str, str]) -> int | None:
-    """A number the router starts a model with: ``--long N``, ``-s N`` or ``--long=N`` in ``status.args``, else
-    ``long = N`` in ``status.preset`` (its INI section). None when absent or not a count."""
-    long, short, key = names
+def launch_setting(status: Mapping[str, Any], names: tuple[tuple[str, ...], tuple[str, ...]]) -> int | None:
+    """A count the router starts a model with: ``--flag N`` or ``--flag=N`` in ``status.args``, else ``key = N``
+    in ``status.preset`` (the model's INI section). None when absent, or not a count (``-1``, ``0``, junk)."""
+    flags, keys = names
     args = status.get("args")
     if isinstance(args, list):
         for index, arg in enumerate(args[:1000]):
             if not isinstance(arg, str):
                 continue
-            if arg in (long, short) and index + 1 < len(args) and isinstance(args[index + 1], str):
-                value = args[index + 1]
-            elif arg.startswith((long + "=", short + "=")):
-                value = arg.partition("=")[2]
-            else:
-                continue
-            return int(match[1]) if (match := _INT.match(value)) and positive_int(int(match[1])) else None
+            if arg in flags and index + 1 < len(args) and isinstance(args[index + 1], str):
+                return _count(args[index + 1])
+            if arg.startswith(tuple(flag + "=" for flag in flags)):
+                return _count(arg.partition("=")[2])
     preset = status.get("preset")
     if isinstance(preset, str):
         for line in preset[:65536].splitlines():
             name, eq, value = line.partition("=")
-            if eq and name.strip() == key:
-                return int(match[1]) if (match := _INT.match(value)) and positive_int(int(match[1])) else None
+            if eq and name.strip() in keys:
+                return _count(value)
     return None
+
+
+def _count(text: str) -> int | None:
+    match = _INT.match(text)
+    return positive_int(int(match[1])) if match else None
 
 
 def read_router_entry(entry: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
@@ -116,9 +120,9 @@ def read_router_entry(entry: Mapping[str, Any], fields: dict[str, Any]) -> dict[
     status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
     value = status.get("value")
     out = {**fields, "state": ROUTER_STATES.get(value) if isinstance(value, str) else None}
-    if out.get("context_window") is None and (size := launch_setting(status, FLAGS["context_window"])):
-        out["context_window"], out["context_source"] = size, "status.args"
-    out["max_output"] = launch_setting(status, FLAGS["max_output"])
+    if out.get("context_window") is None and (size := launch_setting(status, CTX_SIZE)):
+        out["context_window"], out["context_source"] = size, "launch settings (status.args, status.preset)"
+    out["max_output"] = launch_setting(status, N_PREDICT)
     return out
 
 
