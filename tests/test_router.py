@@ -209,3 +209,28 @@ def test_an_older_router_is_told_by_its_props_role(hosts, write_registry) -> Non
     group = Bridge.load(path).catalog(refresh=True).providers[0]
     assert (group.max_loaded, [(m.model, m.state, m.context_window) for m in group.models]) == (
         2, [("solo", None, None)])  # not "loaded": a router's model may be cold, and it did not say
+
+
+def test_a_pushed_state_shows_before_the_discovery_it_triggers(write_registry) -> None:
+    """What a push channel says (a load, a swap) is in the next catalog version at once; a push that does not
+    know a model's state (a llama-swap peer) leaves the listed state alone."""
+    import asyncio
+
+    from boocoder_bridge import HostModel, ProviderReport
+    from boocoder_bridge.live import PUSH_REBUILD_S, LiveCatalog
+
+    registry = write_registry({"default_provider": "box", "providers": {
+        "box": {"kind": "llama-cpp", "base_url": "http://127.0.0.1:9"}}})
+    live = LiveCatalog(Bridge.load(registry))
+
+    async def run() -> dict[str, Any]:
+        live.reports = {"box": ProviderReport(provider="box", status="online", models=[
+            HostModel(id=ALPHA, state="unloaded"), HostModel(id=BETA, state="loaded"), HostModel(id="peer")])}
+        live.poke = lambda pid: None
+        live._rebuild()
+        live._apply_pushed("box", [ModelState(id=ALPHA, state="loading", load_progress=0.5),
+                                   ModelState(id=BETA, state="unloaded"), ModelState(id="peer", state=None)])
+        await asyncio.sleep(PUSH_REBUILD_S * 3)
+        return {m.model: (m.state, m.load_progress) for m in live.current.providers[0].models}
+
+    assert asyncio.run(run()) == {ALPHA: ("loading", 0.5), BETA: ("unloaded", None), "peer": (None, None)}
