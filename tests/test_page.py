@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.fakehost import ROUTER_PROPS, llama_swap_body, router_body
 from tests.live_fleet import Fleet, Host, serve_fleet
+from tests.test_cli import assert_valid
 
 pytestmark = pytest.mark.browser
 
@@ -410,7 +411,9 @@ def synthetic_catalog(hosts: int = 3, per_host: int = 40) -> dict[str, Any]:
                    "load_progress": 0.4 if n % 5 == 1 else None} for n in range(per_host)]
         providers.append({"id": f"host{h}", "label": f"Host {h}", "kind": "llama-cpp", "status": "online",
                           "error": None, "max_loaded": 1, "models": models})
-    return {"favorites": [], "hidden_favorites": [], "providers": providers}
+    catalog = {"favorites": [], "hidden_favorites": [], "providers": providers}
+    assert_valid("models.schema.json", catalog)
+    return catalog
 
 
 def test_a_big_fleet_is_one_screen_of_collapsed_groups_and_works_by_keyboard(chromium: Any, fleet: Fleet) -> None:

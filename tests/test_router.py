@@ -24,6 +24,7 @@ from boocoder_bridge.default_plugins.llama_cpp import (
     parse_router_event,
 )
 from tests.conftest import REAL_MODEL, ROUTER_MODELS, ROUTER_N_CTX
+from tests.test_cli import assert_valid
 from tests.live_fleet import serve_fleet
 
 ALPHA, BETA = ROUTER_MODELS
@@ -66,6 +67,7 @@ def test_router_models_are_listed_with_windows_and_unloaded_and_discovery_loads_
     path = write_registry({"default_provider": "box", "providers": {
         "box": {"kind": "llama-cpp", "base_url": llama_router.url}}})
     listed = run_cli("--registry", str(path), "models", "--json", "--refresh").json()
+    assert_valid("models.schema.json", listed)
     group = next(g for g in listed["providers"] if g["id"] == "box")
     assert (group["status"], group["max_loaded"]) == ("online", 1)  # --models-max 1, from /props max_instances
     assert [(m["model"], m["context_window"], m["state"]) for m in group["models"]] == [
