@@ -24,8 +24,8 @@ from boocoder_bridge.default_plugins.llama_cpp import (
     parse_router_event,
 )
 from tests.conftest import REAL_MODEL, ROUTER_MODELS, ROUTER_N_CTX
-from tests.test_cli import assert_valid
 from tests.live_fleet import serve_fleet
+from tests.test_cli import assert_valid
 
 ALPHA, BETA = ROUTER_MODELS
 SEEN_WITHIN_S = 5.0  # how long a test waits for serve to show a change (the bound is "a second or two";
