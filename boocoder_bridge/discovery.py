@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from .errors import HostError
-from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, static_report
+from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, static_report
 from .registry import Provider, Registry
 from .settings import (
     CONNECTIONS_PER_HOST,
@@ -42,7 +42,8 @@ class HostClient:
     """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline.
 
     ``notes`` collects what the user should know about an answer that was still used (cuts, lookups given up);
-    they become the provider's ``error`` line while its status stays ``online``.
+    they become the provider's ``error`` line while its status stays ``online``. ``max_loaded``: a kind sets it
+    when the host holds at most that many models at once (llama.cpp's router, ``--models-max``).
     """
 
     def __init__(self, http: httpx.AsyncClient, provider: Provider, env: Mapping[str, str]) -> None:
@@ -52,6 +53,7 @@ class HostClient:
         self.headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {key}"} if key else {})
         self.deadline = asyncio.get_running_loop().time() + provider.timeout_s
         self.notes: list[str] = []
+        self.max_loaded: int | None = None
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -217,7 +219,7 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
                 follow_redirects=False, trust_env=False, verify=tls, limits=limits) as http:
             client = HostClient(http, provider, env)
             models, skipped = await list_models(client)
-        return _online(provider, models, skipped, client.notes, started)
+        return _online(provider, models, skipped, client.notes, started, client.max_loaded)
     except HostError as exc:  # a kind's own HostError is trusted only as far as its type says
         return ProviderReport(provider=provider.id, status="offline" if exc.status == "offline" else "error",
                               error=str(exc.reason), fetched_at=started)
@@ -239,7 +241,7 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
 
 
 def _online(provider: Provider, models: list[HostModel], skipped: int, notes: list[str],
-            started: float) -> ProviderReport:
+            started: float, max_loaded: Any = None) -> ProviderReport:
     """An online report; whatever kind listed the models, at most ``MAX_HOST_MODELS`` with distinct IDs."""
     notes = list(notes)
     if skipped:
@@ -254,7 +256,8 @@ def _online(provider: Provider, models: list[HostModel], skipped: int, notes: li
         notes.append(f"listed {len(unique)} models; only {MAX_HOST_MODELS} are kept (the limit per host)")
         unique = unique[:MAX_HOST_MODELS]
     return ProviderReport(provider=provider.id, status="online", error="; ".join(notes) or None,
-                          models=sorted(unique, key=lambda m: m.id), fetched_at=started)
+                          models=sorted(unique, key=lambda m: m.id), fetched_at=started,
+                          max_loaded=positive_int(max_loaded))
 
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:

@@ -24,6 +24,8 @@ OPENCODE_CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"  # opencode's own: config text 
 TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"  # bearer token `serve` requires off loopback
 NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"  # set: load no third-party plugins
 OPENCODE_TUI_ENV = "BOOCODER_BRIDGE_OPENCODE_TUI"  # "0"/"off"/"false"/"no": leave opencode's TUI model.json alone
+LLAMA_SERVER_ENV = "BOOCODER_BRIDGE_LLAMA_SERVER"  # demo: a llama-server with router mode, for its swapping host
+TEST_CACHE_ENV = "BOOCODER_BRIDGE_TEST_CACHE"  # the tests' download cache (where the demo also finds that build)
 LEGACY_URL_ENV = "LLAMA_SWAP_URL"  # pre-bridge installs: the one llama-swap host
 LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the DeepSeek provider
 
