@@ -149,3 +149,23 @@ def test_disabled_and_static_providers_are_not_asked(hosts) -> None:
     assert reports["a"].status == "disabled" and "NEED_ME" in reports["a"].error
     assert reports["b"].status == "static" and [m.id for m in reports["b"].models] == ["x", "y"]
     assert host.requests == []
+
+
+def test_plain_http_fleet_loads_no_ca_bundle_and_https_still_verifies(hosts, monkeypatch) -> None:
+    # Loading the CA bundle is the largest fixed cost of a refresh (BENCHMARKS.md); LAN hosts on http never need it.
+    import ssl
+
+    from boocoder_bridge.discovery import _tls_context
+
+    loaded: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations",
+                        lambda self, *a, **k: loaded.append(a or k) or real(self, *a, **k))
+    host = hosts()
+    registry = fleet(a=llama_swap(host.url), b=llama_swap(host.url))
+    assert {r.status for r in run(registry).values()} == {"online"}
+    assert loaded == []
+    bare = _tls_context(registry.providers.values())
+    assert bare.verify_mode == ssl.CERT_REQUIRED and bare.check_hostname and bare.cert_store_stats()["x509_ca"] == 0
+    mixed = fleet(a=llama_swap(host.url), s={"kind": "llama-swap", "base_url": "https://127.0.0.1:9"})
+    assert _tls_context(mixed.providers.values()).cert_store_stats()["x509_ca"] > 0 and loaded
