@@ -40,6 +40,7 @@ CONNECTIONS_PER_HOST = 4
 __all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
 log = logging.getLogger("boocoder_bridge")
 _PIECE = 64 * 1024  # most bytes one inflate step may produce: memory stays bounded whatever the ratio
+_INFORMATIONAL = 5  # 1xx heads skipped before a final answer (PlainHttp); more is a protocol error
 
 
 class HostClient:
@@ -164,15 +165,17 @@ class PlainHttp:
 
     @contextlib.asynccontextmanager
     async def get(self, url: httpx.URL, headers: Mapping[str, str]) -> AsyncIterator[PlainResponse]:
+        head = [b"GET " + url.raw_path + b" HTTP/1.1", b"Host: " + url.netloc, b"Accept: */*",
+                b"Connection: close", *(f"{k}: {v}".encode("ascii") for k, v in headers.items())]  # ascii: as httpx
+        if any(c in line for line in head for c in (b"\r", b"\n", b"\0")):  # a key from the env must not add headers
+            raise httpx.LocalProtocolError("illegal header value")
         async with self._gate:
             try:
                 reader, writer = await asyncio.open_connection(url.host, url.port or 80, limit=MAX_HEAD_BYTES)
             except OSError as exc:
                 raise httpx.ConnectError(str(exc)) from exc
             try:
-                lines = [b"GET " + url.raw_path + b" HTTP/1.1", b"Host: " + url.netloc, b"Accept: */*",
-                         b"Connection: close", *(f"{k}: {v}".encode("latin-1") for k, v in headers.items())]
-                writer.write(b"\r\n".join(lines) + b"\r\n\r\n")
+                writer.write(b"\r\n".join(head) + b"\r\n\r\n")
                 try:
                     status, fields = await _read_head(reader)
                 except OSError as exc:
@@ -188,7 +191,7 @@ def _protocol(message: str) -> httpx.RemoteProtocolError:
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, httpx.Headers]:
     """The status and headers, skipping informational (1xx) heads."""
-    for _ in range(MAX_REDIRECTS + 2):
+    for _ in range(_INFORMATIONAL):
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:

@@ -238,3 +238,11 @@ def test_plain_http_framing_is_read_or_refused_in_one_line(name, answer, status,
         assert fragment in report.error and "\n" not in report.error and not report.models
     request = host.requests[0]
     assert request.startswith(b"GET /v1/models HTTP/1.1\r\n") and b"\r\nHost: 127.0.0.1:" in request
+
+
+def test_an_api_key_with_a_line_break_adds_no_header() -> None:
+    host = RawHost(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY))
+    registry = fleet(a={"kind": "llama-swap", "base_url": host.url, "api_key_env": "KEY"})
+    report = run(registry, env={"KEY": "sk-1\r\nX-Injected: 1"})["a"]
+    assert report.status == "offline" and "LocalProtocolError" in report.error and "sk-1" not in report.error
+    assert host.requests == []
