@@ -52,6 +52,7 @@ APP_DIR_NAME = "boocoder-bridge"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # decoded bytes of one answer, counted chunk by chunk while inflating
 MAX_CONTENT_ENCODINGS = 2  # layers of Content-Encoding decoded ("gzip, gzip"); more is an error
 MAX_REDIRECTS = 3  # same-origin redirects followed per request
+MAX_HEAD_BYTES = 64 * 1024  # a host's response head (status line and headers) during discovery
 MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (the perf benchmark lists 50,000)
 MAX_JSON_CONTAINERS = 1_000_000  # objects and lists in one answer (50,000 real entries hold ~250,000)
 PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
