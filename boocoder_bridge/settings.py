@@ -35,7 +35,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ENTRY_POINT_GROUP = "boocoder_bridge"
 
-# --- a host that goes away during a task (probe.py; README "When a host goes away") -----------------------
+# --- a host that goes away during a task (probe.py; docs/reliability.md "When a host goes away") ---------------
 PROBE_TIMEOUT_S = 1.0  # a provider's probe_timeout_s default: a LAN host answers its cheap GET within 1 ms
 WATCH_INTERVAL_S = 1.0  # while opencode runs, the host is probed this often
 WATCH_MISSES = 2  # probes in a row left unanswered before the host counts as gone (one refusal is enough)
