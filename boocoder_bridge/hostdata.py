@@ -59,7 +59,7 @@ TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
 
 
 class HostModel(BaseModel):
-    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in the README."""
+    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in docs/discovery.md."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -41,14 +41,14 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ENTRY_POINT_GROUP = "boocoder_bridge"
 
-# --- a host that goes away during a task (probe.py; README "When a host goes away") -----------------------
+# --- a host that goes away during a task (probe.py; docs/reliability.md "When a host goes away") ---------------
 PROBE_TIMEOUT_S = 1.0  # a provider's probe_timeout_s default: a LAN host answers its cheap GET within 1 ms
 WATCH_INTERVAL_S = 1.0  # while opencode runs, the host is probed this often
 WATCH_MISSES = 2  # probes in a row left unanswered before the host counts as gone (one refusal is enough)
 STOP_GRACE_S = 2.0  # opencode's process group gets SIGTERM, then SIGKILL after this long
 APP_DIR_NAME = "boocoder-bridge"
 
-# --- what one host may cost (README "Reliability"); every limit is reported when it cuts ---------------------
+# --- what one host may cost (docs/reliability.md); every limit is reported when it cuts -----------------------
 MAX_BODY_BYTES = 16 * 1024 * 1024  # decoded bytes of one answer, counted chunk by chunk while inflating
 MAX_CONTENT_ENCODINGS = 2  # layers of Content-Encoding decoded ("gzip, gzip"); more is an error
 MAX_REDIRECTS = 3  # same-origin redirects followed per request
@@ -69,7 +69,7 @@ SERVE_SEND_BUFFER_BYTES = 128 << 10  # each connection's socket send buffer (SO_
 SERVE_STALL_DROP_S = 10.0  # a connection whose sent data is not taken for this long is dropped (TCP_USER_TIMEOUT)
 EVENT_CHUNK_BYTES = 128 << 10  # an event is written in pieces this big: a stalled client holds one, not a copy
 
-# --- limits on input files (README "Reliability") ---------------------------------------------------------
+# --- limits on input files (docs/reliability.md) -----------------------------------------------------------
 MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
 MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
 MAX_CACHE_BYTES = 256 << 20  # the discovery cache: MAX_HOST_MODELS per provider is ~15 MB; more is not ours
