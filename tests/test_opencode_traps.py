@@ -108,7 +108,7 @@ def test_catalog_ids_hostile_text_and_limits(opencode, hosts, write_registry, tm
     assert seen["lmstudio/m1"]["limit"] == {"context": 32768, "input": 28672, "output": 8192}
 
     # Unknown window: opencode's own default (32000), never the catalog's gpt-4o 16384; opencode's code for the
-    # ``openai`` id sends no max_tokens at all (a code path keyed on the id, not config: README).
+    # ``openai`` id sends no max_tokens at all (a code path keyed on the id, not config: docs/opencode.md).
     cases = [("openai/gpt-4o", openai, "gpt-4o", None),
              ("llama/inj-{env:SECRET_X}", llama, "inj-{env:SECRET_X}", 32000),
              ("llama/m1", llama, "m1", 4096),

@@ -3,7 +3,7 @@
 // host is set with textContent, never parsed as HTML, and nothing here needs inline script or style, so the
 // page runs under the strict Content-Security-Policy the server sends.
 //
-// Embedding contract (see the README):
+// Embedding contract (see docs/http-api.md, "The page at /"):
 //   section[data-section="favorites" | <provider id>]   [data-status] holds a provider's status as text
 //   button.toggle[aria-expanded]                         a provider's heading: collapses its models (count shown)
 //   [data-model-id="<provider>/<model>"]                 one row per model; a favorite has a row in both sections
