@@ -1,5 +1,5 @@
-"""The write policy on real files (docs/reliability.md, "Files the bridge writes"), read-only and full file systems, and bad
-flags: every failure is one line with the right exit code, and nothing is half-written or left behind.
+"""The write policy on real files (docs/reliability.md, "Files the bridge writes"), read-only and full file
+systems, and bad flags: every failure is one line with the right exit code, and nothing is half-written or left behind.
 
 Read-only and full file systems are real: a tmpfs mounted read-only or tiny when the tests run as root (root
 ignores permission bits), else a chmod 0555 folder and an RLIMIT_FSIZE write limit.
