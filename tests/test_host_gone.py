@@ -172,9 +172,13 @@ def test_an_arena_contestant_whose_host_dies_fails_and_the_other_answers(opencod
         registry = write_registry(registry_data({"good": llama_swap(good.url), "dying": llama_swap(dying.url)}))
         cli = start_cli("--registry", str(registry), "arena", "good/coder", "dying/coder", "--prompt", "hi",
                         "--json", "--timeout", "120", env=cli_env(tmp_path, opencode))
-        dying.wait_for("POST /v1/chat/completions")
+        try:  # two opencodes start at once: on a loaded 2-core machine that alone can take a minute
+            dying.wait_for("POST /v1/chat/completions", timeout=180)
+        except AssertionError as exc:
+            cli.kill()
+            raise AssertionError(f"{exc}; the arena said: {cli.communicate()[1][-2000:]}") from None
         dying.kill()
-        done, _ = finish(cli)
+        done, _ = finish(cli, timeout=240)
     finally:
         dying.close()
     assert done.code == 1, done.err[-2000:]
