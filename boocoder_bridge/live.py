@@ -192,7 +192,7 @@ class LiveCatalog:
         if (round_ := self._rounds.pop(pid, None)) is not None and not round_.done():
             round_.set_result(None)  # nobody waiting on a refresh waits for a provider that left
         for mapping in (self._pokes, self._reconnect, self.pushed, self._gone_at):
-            mapping.pop(pid, None)  # type: ignore[attr-defined]
+            mapping.pop(pid, None)
         self._discovered.discard(pid)
 
     def close(self) -> None:
