@@ -439,9 +439,11 @@ class LiveCatalog:
         dispatch watch too); unchanged ones keep running. Clients get a new catalog version if it changed."""
         bridge = self.bridge
         old, new = bridge.registry, registry.bind(bridge.env)
-        if new == old and list(new.providers) == list(old.providers):
-            return False  # the same fleet (an editor saved it unchanged, or only whitespace changed)
-        redo = {pid for pid, p in old.providers.items() if new.providers.get(pid) != p}  # removed or changed
+        # Compared as JSON (settings and their order), not as objects: where the file was named from is no change.
+        if new.model_dump_json() == old.model_dump_json():
+            return False  # the same fleet (the periodic reread, an editor saving it unchanged, only whitespace)
+        redo = {pid for pid, p in old.providers.items()  # removed or changed
+                if pid not in new.providers or new.providers[pid].model_dump_json() != p.model_dump_json()}
         added = {pid for pid in new.providers if pid not in old.providers}
         leased = {pid: self._leases[pid] for pid in redo if pid in self._leases and pid in new.providers}
         for pid in redo:

@@ -228,3 +228,37 @@ def test_an_arena_plan_watches_every_contestants_host(tmp_path: Path, fake_openc
     finally:
         one.close()
         two.close()
+
+
+def test_a_reload_restarts_only_what_changed(tmp_path: Path) -> None:
+    """The same registry read again (the 10 s reread, an editor saving unchanged) restarts nothing and publishes
+    nothing; a change restarts only the providers it touched."""
+    import asyncio
+
+    from boocoder_bridge.bridge import Bridge
+    from boocoder_bridge.live import LiveCatalog
+    from boocoder_bridge.registry import registry_from_data
+    from tests.helpers import down, registry_data
+
+    data = registry_data({"a": down(0.2), "b": down(0.2)})
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(data))
+    bridge = Bridge.load(path, tmp_path / "state", env={"HOME": str(tmp_path)})
+
+    async def run() -> None:
+        catalog = LiveCatalog(bridge)
+        await catalog.start(wait_s=1)
+        tasks, version, fleet = dict(catalog._provider_tasks), catalog.version, bridge.fleet
+        assert not catalog.apply_registry(registry_from_data(json.loads(json.dumps(data))))
+        assert (catalog._provider_tasks, catalog.version, bridge.fleet) == (tasks, version, fleet)
+
+        data["providers"]["b"]["label"] = "Bee"
+        assert catalog.apply_registry(registry_from_data(data))
+        assert catalog._provider_tasks["a"] == tasks["a"] and catalog._provider_tasks["b"] != tasks["b"]
+        assert all(task.cancelling() or task.done() for task in tasks["b"])
+        assert bridge.fleet is not fleet and bridge.fleet.generation > fleet.generation
+        assert catalog.version == version + 1 and catalog.current.providers[1].label == "Bee"
+        assert bridge.fleet.current() is catalog.state  # the new fleet serves the published snapshot
+        await catalog.stop()
+
+    asyncio.run(run())
