@@ -499,6 +499,7 @@ class LiveCatalog:
                 await asyncio.wait([probing], timeout=left)
         finally:
             probing.cancel()
+            await asyncio.wait([probing])  # its connection closed before this lease ends
         if self._lease_tasks.get(pid) is asyncio.current_task():
             del self._lease_tasks[pid]
             self._leases.pop(pid, None)
