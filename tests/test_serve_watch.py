@@ -59,7 +59,8 @@ def pb() -> Host:
 
 def test_registry_edits_are_applied_while_serving(tmp_path: Path, sam: Host, pb: Host) -> None:
     sam_only = {"sam": {"kind": "llama-swap", "base_url": sam.url}}
-    with serve_fleet(tmp_path, sam_only, {"sam": sam, "pb": pb}) as fleet:
+    moved = Host(name="moved", models_body=llama_swap_body("c1"))
+    with serve_fleet(tmp_path, sam_only, {"sam": sam, "pb": pb, "moved": moved}) as fleet:
         events = EventReader(fleet.url)
         first = events.next()
         assert group_ids(first["catalog"]) == ["sam"]
@@ -87,7 +88,14 @@ def test_registry_edits_are_applied_while_serving(tmp_path: Path, sam: Host, pb:
         relabelled = events.until(lambda c: group(c, "sam")["label"] == "Sam's desktop")
         assert group(relabelled["catalog"], "sam")["status"] == "online"
 
+        # A base_url changed: the provider is asked at its new address.
+        write(fleet, {"sam": {**sam_only["sam"], "label": "Sam's desktop"},
+                      "pb": {**both["pb"], "base_url": moved.url}})
+        events.until(lambda c: [m["id"] for m in group(c, "pb")["models"]] == ["pb/c1"])
+
         # A provider removed: gone from the catalog, its host no longer asked, its favorites kept as stored.
+        write(fleet, {"sam": {**sam_only["sam"], "label": "Sam's desktop"}, "pb": {**both["pb"], "base_url": pb.url}})
+        events.until(lambda c: [m["id"] for m in group(c, "pb")["models"]] == ["pb/b1", "pb/b2"])
         write(fleet, {"sam": {**sam_only["sam"], "label": "Sam's desktop"}})
         removed = events.until(lambda c: group_ids(c) == ["sam"])
         assert favorite_ids(removed["catalog"]) == []  # hidden: the provider left
@@ -101,6 +109,7 @@ def test_registry_edits_are_applied_while_serving(tmp_path: Path, sam: Host, pb:
     log = fleet.process.stderr.read()
     assert "Traceback" not in log
     assert f"registry {fleet.registry} applied: added pb" in log
+    assert log.count(" applied: ") == 5, log  # one per edit, none for a look that found the same fleet
 
 
 def test_a_bad_registry_edit_keeps_the_last_good_one_and_says_so(tmp_path: Path, sam: Host, pb: Host) -> None:
