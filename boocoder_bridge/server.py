@@ -294,7 +294,8 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
     async def providers(refresh: bool = False) -> ProvidersBody:
         """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``
-        (in ``serve``, from the live state, like ``/api/models``)."""
+        (in ``serve``, from the live state, like ``/api/models``). ``registry_error``: why an edit of the registry
+        file is not applied (serve keeps running the last good registry until the file is fixed)."""
         if refresh and catalog.running:
             await catalog.refresh()
         return ProvidersBody(providers=bridge.fleet.current().rows(),
