@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict
 
 from .bulk import FieldsSetPool
-from .hostdata import AVAILABLE, HostModel, ProviderReport, Status
+from .hostdata import AVAILABLE, HostModel, LoadState, ProviderReport, Status
 from .ids import Spellings, exact_spelling
 from .registry import Registry
 from .routing import Resolver
@@ -28,6 +28,9 @@ class CatalogModel(BaseModel):
     name: str
     context_window: int | None
     favorite: bool
+    max_output: int | None = None
+    state: LoadState | None = None  # None: the host does not say
+    load_progress: float | None = None  # 0..1 while "loading", when the host says
 
 
 class CatalogGroup(BaseModel):
@@ -38,7 +41,15 @@ class CatalogGroup(BaseModel):
     kind: str
     status: Status
     error: str | None
+    max_loaded: int | None = None  # models the host holds at once: choosing a cold one may unload another
     models: list[CatalogModel]
+
+
+class HiddenFavorite(BaseModel):
+    model_config = LAZY
+
+    id: str
+    reason: str
 
 
 class Catalog(BaseModel):
@@ -47,12 +58,16 @@ class Catalog(BaseModel):
     model_config = LAZY
 
     favorites: list[CatalogModel]
+    hidden_favorites: list[HiddenFavorite] = []  # stored favorites not shown now, each with why (they come back)
     providers: list[CatalogGroup]
 
     def render_text(self, width: int = 80, notes: Mapping[str, str] | None = None) -> str:
         """The text view; ``notes`` adds to a group's title (the CLI puts the age of cached host data there)."""
         lines = ["Favorites"]
-        lines += [_line(m, width, with_provider=True) for m in self.favorites] or ["  (none)"]
+        lines += [_line(m, width, with_provider=True) for m in self.favorites]
+        lines += [_fit(f"   {h.id}  (hidden: {h.reason})", width) for h in self.hidden_favorites]
+        if len(lines) == 1:
+            lines.append("  (none)")
         for group in self.providers:
             note = (notes or {}).get(group.id)
             title = f"{group.label} [{group.id}, {group.kind}]: {group.status}" + (f" ({note})" if note else "")
@@ -74,9 +89,18 @@ def _tokens(count: int) -> str:
     return f"{count // 1024}k" if count % 1024 == 0 else f"{count:,}"
 
 
+def state_label(model: CatalogModel) -> str:
+    """The state as words (never a colour alone): loaded, loading 40 %, sleeping; nothing for unloaded or unknown."""
+    if model.state == "loading" and model.load_progress is not None:
+        return f"loading {round(model.load_progress * 100)} %"
+    return model.state if model.state in ("loaded", "loading", "sleeping") else ""
+
+
 def _line(model: CatalogModel, width: int, with_provider: bool = False) -> str:
     star = "*" if model.favorite else " "
     context = f"{_tokens(model.context_window)} ctx" if model.context_window else "ctx ?"
+    if label := state_label(model):
+        context = f"[{label}] {context}"
     label = model.id if with_provider else model.model
     if model.name not in (model.model, model.id):
         label += f" ({model.name})"
@@ -105,16 +129,21 @@ def build_catalog(registry: Registry, reports: Mapping[str, ProviderReport], res
             facts = resolver.facts(provider, host_model.id)
             composite = f"{pid}/{host_model.id}"
             entry = pool.add(CatalogModel(id=composite, provider=pid, model=host_model.id, name=facts.name,
-                                          context_window=facts.context_window, favorite=composite in wanted))
+                                          context_window=facts.context_window, max_output=facts.max_output,
+                                          favorite=composite in wanted, state=host_model.state,
+                                          load_progress=host_model.load_progress))
             entries.append(entry)
             by_id[composite] = entry
-        groups.append(CatalogGroup(id=pid, label=provider.display_name, kind=provider.kind,
-                                   status=report.status, error=report.error, models=entries))
+        groups.append(CatalogGroup(id=pid, label=provider.display_name, kind=provider.kind, status=report.status,
+                                   error=report.error, max_loaded=report.max_loaded, models=entries))
     missing = [f for f in favorite_ids if f not in by_id]
     if missing:  # stored in another Unicode form than the host lists now (ids.Spellings): the same model
         favorite_ids = _as_listed(favorite_ids, missing, groups, by_id)
-    visible = [by_id[f] for f in dict.fromkeys(favorite_ids) if f in by_id]
-    return Catalog(favorites=visible, providers=groups)
+    favorite_ids = list(dict.fromkeys(favorite_ids))
+    visible = [by_id[f] for f in favorite_ids if f in by_id]
+    hidden = [HiddenFavorite(id=f, reason=why_hidden(registry, reports, f) or "not listed now")
+              for f in favorite_ids if f not in by_id]
+    return Catalog(favorites=visible, hidden_favorites=hidden, providers=groups)
 
 
 def _as_listed(favorite_ids: list[str], missing: list[str], groups: list[CatalogGroup],

@@ -22,12 +22,13 @@ from typing import Any
 import httpx
 
 from .errors import HostError
-from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, static_report
+from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, static_report
 from .registry import Provider, Registry
 from .settings import (
     CONNECTIONS_PER_HOST,
     MAX_BODY_BYTES,
     MAX_CONTENT_ENCODINGS,
+    MAX_HEAD_BYTES,
     MAX_HOST_MODELS,
     MAX_REDIRECTS,
     environ,
@@ -36,22 +37,40 @@ from .settings import (
 __all__ = ["HostError", "HostModel", "ProviderReport", "discover", "parse_model_list", "static_report"]
 log = logging.getLogger("boocoder_bridge")
 _PIECE = 64 * 1024  # most bytes one inflate step may produce: memory stays bounded whatever the ratio
+_INFORMATIONAL = 5  # 1xx heads skipped before a final answer (PlainHttp); more is a protocol error
 
 
 class HostClient:
     """GETs against one provider's host: auth header, same-origin redirects, size cap, shared deadline.
 
     ``notes`` collects what the user should know about an answer that was still used (cuts, lookups given up);
-    they become the provider's ``error`` line while its status stays ``online``.
+    they become the provider's ``error`` line while its status stays ``online``. ``max_loaded``: a kind sets it
+    when the host holds at most that many models at once (llama.cpp's router, ``--models-max``).
     """
 
-    def __init__(self, http: httpx.AsyncClient, provider: Provider, env: Mapping[str, str]) -> None:
-        self.http, self.provider = http, provider
+    def __init__(self, http: httpx.AsyncClient | Callable[[], httpx.AsyncClient], provider: Provider,
+                 env: Mapping[str, str], plain: PlainHttp | None = None) -> None:
+        self.provider, self._plain = provider, plain
+        # A callable: the httpx client is made on first use (discovery of a plain-http host never makes one).
+        self._http, self._make_http = (http, None) if isinstance(http, httpx.AsyncClient) else (None, http)
         key = env.get(provider.api_key_env) if provider.api_key_env else None
         # Only encodings the bridge inflates itself, so the size cap holds on decoded bytes.
         self.headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {key}"} if key else {})
         self.deadline = asyncio.get_running_loop().time() + provider.timeout_s
         self.notes: list[str] = []
+        self.max_loaded: int | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            assert self._make_http is not None
+            self._http = self._make_http()
+        return self._http
+
+    async def _close_made(self) -> None:
+        """Close the httpx client if this object made it (one given to it belongs to the giver)."""
+        if self._make_http is not None and self._http is not None:
+            await self._http.aclose()
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -94,8 +113,9 @@ class HostClient:
         url = httpx.URL(self.provider.base_url + path)
         origin = (url.scheme, url.host, url.port)
         for _ in range(MAX_REDIRECTS + 1):
-            async with self.http.stream("GET", url, headers=self.headers,
-                                        timeout=self.provider.timeout_s) as response:
+            opened = (self._plain.get(url, self.headers) if self._plain is not None and url.scheme == "http" else
+                      self.http.stream("GET", url, headers=self.headers, timeout=self.provider.timeout_s))
+            async with opened as response:
                 if response.is_redirect:
                     target = url.join(response.headers.get("location", ""))
                     if (target.scheme, target.host, target.port) != origin:
@@ -112,7 +132,139 @@ class HostClient:
         return load_json(body, path)
 
 
-async def _read_capped(response: httpx.Response, path: str) -> bytearray:
+class PlainResponse:
+    """The part of :class:`httpx.Response` that :meth:`HostClient.get_json` reads, from :class:`PlainHttp`."""
+
+    def __init__(self, status_code: int, headers: httpx.Headers, body: AsyncIterator[bytes]) -> None:
+        self.status_code, self.headers, self._body = status_code, headers, body
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        return self._body
+
+
+class PlainHttp:
+    """GET over plain http for discovery, on asyncio streams: one connection per request, at most
+    ``CONNECTIONS_PER_HOST`` at once. Why: httpx, httpcore and anyio cost about 1-1.4 ms of CPU per request
+    here, asyncio's own streams about 0.25 ms, and a refresh of 256 hosts is CPU-bound on that alone
+    (BENCHMARKS.md). Failures are raised as httpx's transport errors, so they read as they always did; https
+    hosts, probes and event streams keep httpx. Framing as HTTP/1.1 says: Content-Length, chunked, or until
+    the host closes; anything else is a :class:`httpx.RemoteProtocolError`. Time is bounded by the caller's
+    deadline, memory by ``MAX_HEAD_BYTES`` (the head, one chunk-size line) and ``_PIECE`` (a body read)."""
+
+    def __init__(self) -> None:
+        self._gate = asyncio.Semaphore(CONNECTIONS_PER_HOST)
+
+    @contextlib.asynccontextmanager
+    async def get(self, url: httpx.URL, headers: Mapping[str, str]) -> AsyncIterator[PlainResponse]:
+        head = [b"GET " + url.raw_path + b" HTTP/1.1", b"Host: " + url.netloc, b"Accept: */*",
+                b"Connection: close", *(f"{k}: {v}".encode("ascii") for k, v in headers.items())]  # ascii: as httpx
+        if any(c in line for line in head for c in (b"\r", b"\n", b"\0")):  # a key from the env must not add headers
+            raise httpx.LocalProtocolError("illegal header value")
+        async with self._gate:
+            try:
+                reader, writer = await asyncio.open_connection(url.host, url.port or 80, limit=MAX_HEAD_BYTES)
+            except OSError as exc:
+                raise httpx.ConnectError(str(exc)) from exc
+            try:
+                writer.write(b"\r\n".join(head) + b"\r\n\r\n")
+                try:
+                    status, fields = await _read_head(reader)
+                except OSError as exc:
+                    raise httpx.ReadError(str(exc) or exc.__class__.__name__) from exc
+                yield PlainResponse(status, fields, _plain_body(reader, status, fields))
+            finally:
+                writer.transport.abort()  # never reused: nothing to drain or wait for
+
+
+def _protocol(message: str) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(message)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, httpx.Headers]:
+    """The status and headers, skipping informational (1xx) heads."""
+    for _ in range(_INFORMATIONAL):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise _protocol(f"response head over {MAX_HEAD_BYTES} bytes") from None
+        except asyncio.IncompleteReadError:
+            raise _protocol("the host closed the connection before answering") from None
+        status_line, *rest = head[:-4].split(b"\r\n")
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not (parts[1].isdigit() and len(parts[1]) == 3):
+            raise _protocol("not an HTTP/1.x status line")
+        fields = []
+        for line in rest:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip() or line[:1] in b" \t":
+                raise _protocol("malformed header line")
+            fields.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+        status = int(parts[1])
+        if status >= 200:
+            return status, httpx.Headers(fields)
+    raise _protocol("too many informational answers")
+
+
+async def _plain_body(reader: asyncio.StreamReader, status: int, headers: httpx.Headers) -> AsyncIterator[bytes]:
+    """The raw body, piece by piece, framed as RFC 9112 section 6.3 says."""
+    try:
+        if status in (204, 304):
+            return
+        coding = headers.get_list("transfer-encoding", split_commas=True)
+        if coding:
+            if [c.strip().lower() for c in coding] != ["chunked"]:
+                raise _protocol(f"Transfer-Encoding {', '.join(coding)!r} is not supported")
+            while size := await _chunk_size(reader):
+                async for piece in _exactly(reader, size):
+                    yield piece
+                if await reader.readexactly(2) != b"\r\n":
+                    raise _protocol("chunk not followed by CRLF")
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailer fields: ignored
+                pass
+            return
+        lengths = set(headers.get_list("content-length", split_commas=True))
+        if lengths:
+            length = lengths.pop().strip()
+            if lengths or not length.isdigit():
+                raise _protocol("invalid Content-Length")
+            async for piece in _exactly(reader, int(length)):
+                yield piece
+            return
+        while piece := await reader.read(_PIECE):  # until the host closes
+            yield piece
+    except asyncio.IncompleteReadError:
+        raise _protocol("the host closed the connection mid-answer") from None
+    except asyncio.LimitOverrunError:
+        raise _protocol(f"chunk-size line over {MAX_HEAD_BYTES} bytes") from None
+    except OSError as exc:
+        raise httpx.ReadError(str(exc) or exc.__class__.__name__) from exc
+
+
+async def _chunk_size(reader: asyncio.StreamReader) -> int:
+    line = (await reader.readuntil(b"\r\n"))[:-2].split(b";", 1)[0].strip()
+    if not line or len(line) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in line):
+        raise _protocol("invalid chunk size")
+    return int(line, 16)
+
+
+async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+    while size > 0:
+        piece = await reader.read(min(size, _PIECE))
+        if not piece:
+            raise asyncio.IncompleteReadError(b"", size)
+        size -= len(piece)
+        yield piece
+
+
+async def _read_capped(response: httpx.Response | PlainResponse, path: str) -> bytearray:
     """The decoded body, refused as soon as it passes ``MAX_BODY_BYTES`` (httpx's own decoder would inflate a
     whole chunk at once: 2 KB of ``gzip, gzip`` is 1 GiB)."""
     declared = response.headers.get("content-length", "")
@@ -126,7 +278,7 @@ async def _read_capped(response: httpx.Response, path: str) -> bytearray:
     return body
 
 
-async def _decoded(response: httpx.Response, path: str) -> AsyncIterator[bytes]:
+async def _decoded(response: httpx.Response | PlainResponse, path: str) -> AsyncIterator[bytes]:
     """The body as its ``Content-Encoding`` layers are undone by the bridge, in pieces of at most ``_PIECE``
     bytes, so whoever reads it can stop at its own limit with no more than that in memory."""
     layers = [_Inflater.for_encoding(e.strip().lower(), path)
@@ -213,11 +365,15 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
     started = time.time()
     limits = httpx.Limits(max_connections=CONNECTIONS_PER_HOST, max_keepalive_connections=CONNECTIONS_PER_HOST)
     try:
-        async with asyncio.timeout(provider.timeout_s), httpx.AsyncClient(
-                follow_redirects=False, trust_env=False, verify=tls, limits=limits) as http:
-            client = HostClient(http, provider, env)
-            models, skipped = await list_models(client)
-        return _online(provider, models, skipped, client.notes, started)
+        plain = PlainHttp() if provider.base_url.startswith("http:") else None
+        client = HostClient(lambda: httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=tls,
+                                                      limits=limits), provider, env, plain)
+        async with asyncio.timeout(provider.timeout_s):
+            try:
+                models, skipped = await list_models(client)
+            finally:
+                await client._close_made()
+        return _online(provider, models, skipped, client.notes, started, client.max_loaded)
     except HostError as exc:  # a kind's own HostError is trusted only as far as its type says
         return ProviderReport(provider=provider.id, status="offline" if exc.status == "offline" else "error",
                               error=str(exc.reason), fetched_at=started)
@@ -239,7 +395,7 @@ async def _discover_one(provider: Provider, list_models: ListModels, env: Mappin
 
 
 def _online(provider: Provider, models: list[HostModel], skipped: int, notes: list[str],
-            started: float) -> ProviderReport:
+            started: float, max_loaded: Any = None) -> ProviderReport:
     """An online report; whatever kind listed the models, at most ``MAX_HOST_MODELS`` with distinct IDs."""
     notes = list(notes)
     if skipped:
@@ -254,7 +410,8 @@ def _online(provider: Provider, models: list[HostModel], skipped: int, notes: li
         notes.append(f"listed {len(unique)} models; only {MAX_HOST_MODELS} are kept (the limit per host)")
         unique = unique[:MAX_HOST_MODELS]
     return ProviderReport(provider=provider.id, status="online", error="; ".join(notes) or None,
-                          models=sorted(unique, key=lambda m: m.id), fetched_at=started)
+                          models=sorted(unique, key=lambda m: m.id), fetched_at=started,
+                          max_loaded=positive_int(max_loaded))
 
 
 def _transport_reason(exc: httpx.TransportError, provider: Provider) -> str:
@@ -294,6 +451,16 @@ def _errno(exc: BaseException) -> int | None:
     return None
 
 
+def _tls_context(asked: Iterable[Provider]) -> ssl.SSLContext:
+    """One TLS context for the whole discovery (built per host it costs milliseconds each). The CA bundle is
+    loaded only when a host is https: loading it is 35-40 ms of CPU, which a fleet of plain-http LAN hosts (the
+    usual one) would pay on every refresh for nothing. Without it, the context holds no CA and verifies
+    everything, so it can never reach an https host by mistake (redirects never leave a host's origin anyway)."""
+    if any(p.base_url.startswith("https:") for p in asked):
+        return httpx.create_ssl_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded: any https handshake would fail
+
+
 async def discover_async(registry: Registry, list_models_for: Callable[[Provider], ListModels],
                          only: Iterable[str] | None = None, env: Mapping[str, str] | None = None,
                          on_report: Callable[[ProviderReport], None] | None = None) -> dict[str, ProviderReport]:
@@ -304,7 +471,7 @@ async def discover_async(registry: Registry, list_models_for: Callable[[Provider
     reports = {p.id: static_report(p, env) for p in chosen if not p.asks_host(env)}
     asked = [p for p in chosen if p.id not in reports]
     if asked:
-        tls = httpx.create_ssl_context()  # once: building one per host costs milliseconds each
+        tls = _tls_context(asked)
         async def one(provider: Provider) -> ProviderReport:
             report = await _discover_one(provider, list_models_for(provider), env, tls)
             if on_report is not None:

@@ -1,7 +1,7 @@
 """How the bridge writes and reads files: whole or not at all, and never more than it means to.
 
 Why its own module: the write policy is one rule that the cache, the generated opencode config and
-``generate --out`` all follow (README "Files the bridge writes"):
+``generate --out`` all follow (docs/reliability.md):
 
 - **Atomic**: a temp file beside the target, fsync, then rename; readers see the old or the new file, whole.
   A failed write (read-only, full disk) leaves the old file as it was and removes its temp file.

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .bulk import FieldsSetPool, bulk
 from .errors import HostError, ModelIdError
@@ -28,6 +28,8 @@ from .registry import Provider
 from .settings import MAX_HOST_MODELS, MAX_JSON_CONTAINERS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_TOKENS
 
 Status = Literal["online", "offline", "error", "disabled", "static"]
+LoadState = Literal["loaded", "loading", "unloaded", "sleeping"]  # a model on its host; None: the host does not say
+LOAD_STATES: frozenset[str] = frozenset({"loaded", "loading", "unloaded", "sleeping"})
 AVAILABLE: frozenset[Status] = frozenset({"online", "static"})  # a host answer that can be used
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, bidi/format, surrogates, line breaks
 
@@ -57,7 +59,7 @@ TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
 
 
 class HostModel(BaseModel):
-    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in the README."""
+    """One entry of a host's model list, reduced to what the bridge uses. Keys read are listed in docs/discovery.md."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -65,10 +67,26 @@ class HostModel(BaseModel):
     name: Annotated[str, _text(MAX_NAME_CHARS)] | None = None
     type: ShortText = "model"  # model, alias, peer, selector, profile (llama-swap's meta.llamaswap.type)
     alias_of: Annotated[str, _text(MAX_ID_LENGTH)] | None = None
-    loaded: bool | None = None  # None: the host does not say
+    state: LoadState | None = None  # None: the host does not say (a peer, a plain OpenAI server)
+    load_progress: Annotated[float, Field(ge=0, le=1)] | None = None  # while "loading", when the host says
     context_window: TokenCount | None = None
     context_source: ShortText | None = None
     max_output: TokenCount | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_loaded(cls, data: Any) -> Any:
+        """``loaded=True/False`` (cache files and plugins from before ``state``) is read as that state."""
+        if isinstance(data, dict) and "loaded" in data:
+            data = dict(data)
+            loaded = data.pop("loaded")
+            if data.get("state") is None and isinstance(loaded, bool):
+                data["state"] = "loaded" if loaded else "unloaded"
+        return data
+
+    @property
+    def loaded(self) -> bool | None:
+        return None if self.state is None else self.state == "loaded"
 
 
 class ProviderReport(BaseModel):
@@ -80,6 +98,8 @@ class ProviderReport(BaseModel):
     error: Annotated[str, _text(MAX_REASON_CHARS)] | None = None
     models: list[HostModel] = []
     fetched_at: float = 0.0
+    # the host holds at most this many models at once: loading another unloads one (llama.cpp's --models-max)
+    max_loaded: Annotated[int, Field(gt=0, le=MAX_TOKENS)] | None = None
 
     @property
     def available(self) -> bool:
@@ -160,16 +180,17 @@ def parse_model_list(body: Any, read_entry: EntryReader | None = None,
                 continue
             meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
             status = entry.get("status")
+            value = status.get("value") if isinstance(status, dict) else None
             context, source = _context(entry, meta)
             fields: dict[str, Any] = {
                 "id": entry["id"],
                 "name": entry.get("name") if isinstance(entry.get("name"), str) and entry.get("name") else None,
-                "loaded": status.get("value") == "loaded" if isinstance(status, dict) and "value" in status else None,
+                "state": value if isinstance(value, str) and value in LOAD_STATES else None,
                 "context_window": context, "context_source": source,
             }
             if read_entry is not None:
                 fields = read_entry(entry, fields)
-            seen[entry["id"]] = pool.add(HostModel(**fields))
+            seen[entry["id"]] = pool.add(HostModel.model_validate(fields))  # half the cost of HostModel(**fields)
     if duplicates and notes is not None:
         shown = ", ".join(repr(d) for d in dict.fromkeys(duplicates[:3]))
         notes.append(f"{len(duplicates)} duplicate {'ID' if len(duplicates) == 1 else 'IDs'} ({shown}"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from .hostdata import HostModel, parse_model_list
+from .hostdata import HostModel, LoadState, parse_model_list
 
 if TYPE_CHECKING:
     from .discovery import HostClient
@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 
 
 class ModelState(BaseModel):
-    """One model as a host's push channel reports it: its state and, when the host says, its context size."""
+    """One model as a host's push channel reports it: its state in the bridge's words (the kind translates its
+    host's: llama-swap's ``ready`` is ``loaded``; None when the host does not say) and, when the host says, its
+    load progress and context size."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
-    state: str
+    state: LoadState | None = None
+    load_progress: Annotated[float, Field(ge=0, le=1)] | None = None
     context_window: int | None = None
 
 

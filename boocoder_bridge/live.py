@@ -530,6 +530,8 @@ class LiveCatalog:
             if state is not None and model.context_window is None and state.context_window:
                 model = model.model_copy(update={"context_window": state.context_window,
                                                  "context_source": "events"})
+            if state is not None and state.state is not None:  # newer than the list: a load or swap shows at once
+                model = model.model_copy(update={"state": state.state, "load_progress": state.load_progress})
             models.append(model)
         return report.model_copy(update={"models": models})
 

@@ -1,6 +1,6 @@
 """opencode config: one ``provider`` entry per enabled provider, so ``opencode run -m P/M`` reaches the right
 host with the right upstream model name, and nothing else. Every rule below answers a trap measured with the
-real opencode 1.18.33 (README, "opencode config"):
+real opencode 1.18.33 (docs/opencode.md):
 
 - exact providers: opencode deep-merges a provider whose key is one of its catalog ids (``openai``, ``deepseek``,
   ...) with the catalog entry; ``whitelist``, ``env: []``, an explicit ``apiKey`` and explicit model fields

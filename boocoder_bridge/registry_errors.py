@@ -87,7 +87,7 @@ def explain(error: Any, source: str) -> list[RegistryError]:
     if error.validator == "uniqueItems":
         return [RegistryError(source, where, "lists an item twice", "list each item once")]
     message = error.message if len(error.message) < 200 else error.message[:197] + "..."
-    return [RegistryError(source, where, message, "see the registry keys in the README")]
+    return [RegistryError(source, where, message, "see the registry keys in docs/registry.md")]
 
 
 _BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")

@@ -24,6 +24,8 @@ OPENCODE_CONTENT_ENV = "OPENCODE_CONFIG_CONTENT"  # opencode's own: config text 
 TOKEN_ENV = "BOOCODER_BRIDGE_TOKEN"  # bearer token `serve` requires off loopback
 NO_ENTRY_POINTS_ENV = "BOOCODER_BRIDGE_NO_ENTRY_POINTS"  # set: load no third-party plugins
 OPENCODE_TUI_ENV = "BOOCODER_BRIDGE_OPENCODE_TUI"  # "0"/"off"/"false"/"no": leave opencode's TUI model.json alone
+LLAMA_SERVER_ENV = "BOOCODER_BRIDGE_LLAMA_SERVER"  # demo: a llama-server with router mode, for its swapping host
+TEST_CACHE_ENV = "BOOCODER_BRIDGE_TEST_CACHE"  # the tests' download cache (where the demo also finds that build)
 LEGACY_URL_ENV = "LLAMA_SWAP_URL"  # pre-bridge installs: the one llama-swap host
 LEGACY_DEEPSEEK_KEY_ENV = "DEEPSEEK_API_KEY"  # pre-bridge installs: enables the DeepSeek provider
 
@@ -39,17 +41,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ENTRY_POINT_GROUP = "boocoder_bridge"
 
-# --- a host that goes away during a task (probe.py; README "When a host goes away") -----------------------
+# --- a host that goes away during a task (probe.py; docs/reliability.md "When a host goes away") ---------------
 PROBE_TIMEOUT_S = 1.0  # a provider's probe_timeout_s default: a LAN host answers its cheap GET within 1 ms
 WATCH_INTERVAL_S = 1.0  # while opencode runs, the host is probed this often
 WATCH_MISSES = 2  # probes in a row left unanswered before the host counts as gone (one refusal is enough)
 STOP_GRACE_S = 2.0  # opencode's process group gets SIGTERM, then SIGKILL after this long
 APP_DIR_NAME = "boocoder-bridge"
 
-# --- what one host may cost (README "Reliability"); every limit is reported when it cuts ---------------------
+# --- what one host may cost (docs/reliability.md); every limit is reported when it cuts -----------------------
 MAX_BODY_BYTES = 16 * 1024 * 1024  # decoded bytes of one answer, counted chunk by chunk while inflating
 MAX_CONTENT_ENCODINGS = 2  # layers of Content-Encoding decoded ("gzip, gzip"); more is an error
 MAX_REDIRECTS = 3  # same-origin redirects followed per request
+MAX_HEAD_BYTES = 64 * 1024  # a host's response head (status line and headers) during discovery
 MAX_HOST_MODELS = 50_000  # /v1/models entries kept per host; the rest are cut (the perf benchmark lists 50,000)
 MAX_JSON_CONTAINERS = 1_000_000  # objects and lists in one answer (50,000 real entries hold ~250,000)
 PROPS_LOOKUPS = 32  # /upstream/<model>/props lookups per provider and discovery (loaded models only)
@@ -66,7 +69,7 @@ SERVE_SEND_BUFFER_BYTES = 128 << 10  # each connection's socket send buffer (SO_
 SERVE_STALL_DROP_S = 10.0  # a connection whose sent data is not taken for this long is dropped (TCP_USER_TIMEOUT)
 EVENT_CHUNK_BYTES = 128 << 10  # an event is written in pieces this big: a stalled client holds one, not a copy
 
-# --- limits on input files (README "Reliability") ---------------------------------------------------------
+# --- limits on input files (docs/reliability.md) -----------------------------------------------------------
 MAX_REGISTRY_BYTES = 1 << 20  # a real registry is a few KB
 MAX_REGISTRY_DEPTH = 32  # a real registry nests 6 levels; deeper JSON is refused before any check walks it
 MAX_CACHE_BYTES = 256 << 20  # the discovery cache: MAX_HOST_MODELS per provider is ~15 MB; more is not ours

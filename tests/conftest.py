@@ -18,7 +18,9 @@ ISOLATED_ENV = ("BOOCODER_BRIDGE_REGISTRY", "LLAMA_SWAP_URL", "DEEPSEEK_API_KEY"
 REAL_N_CTX = 512  # the real llama.cpp server's context (llama.cpp serves at least 256)
 REAL_MODEL = "tiny-llama"  # its alias: the model id in /v1/models and what the proxy lists
 REAL_N_CTX_OPENCODE = 16384  # enough for opencode's own prompt (about 12.6k tokens of the byte vocabulary)
-REAL_SERVER_FIXTURES = {"llama_server", "swap_proxy", "llama_server_16k"}
+REAL_SERVER_FIXTURES = {"llama_server", "swap_proxy", "llama_server_16k", "llama_router"}
+ROUTER_MODELS = ("alpha", "beta")  # the router's models (file stems in its --models-dir)
+ROUTER_N_CTX = 1024  # the router's -c, handed to each model it starts
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,6 +74,30 @@ def llama_server_16k(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory)
                          log=tmp_path_factory.mktemp("llama-server-16k") / "llama-server.log").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def router_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --models-dir with ``ROUTER_MODELS``, each a tiny generated llama (different seeds)."""
+    from boocoder_bridge.demo.model import write_tiny_llama
+
+    folder = tmp_path_factory.mktemp("router-models")
+    for seed, name in enumerate(ROUTER_MODELS):
+        write_tiny_llama(folder / f"{name}.gguf", seed=seed, name=name)
+    return folder
+
+
+@pytest.fixture
+def llama_router(router_models: Path, tmp_path: Path) -> Iterator[Any]:
+    """A fresh real llama.cpp router (``llama-server --models-dir``, ``--models-max 1``, ``-c ROUTER_N_CTX``):
+    nothing loaded; a chat request loads its model and unloads the other. Built on first use (tests/llama_router.py,
+    about 10-15 minutes once)."""
+    from boocoder_bridge.demo.router import LlamaRouter
+    from tests.llama_router import llama_server_binary
+
+    with LlamaRouter(llama_server_binary(), router_models, models_max=1, n_ctx=ROUTER_N_CTX,
+                     log=tmp_path / "llama-router.log") as router:
+        yield router
 
 
 @pytest.fixture

@@ -49,6 +49,26 @@ def llama_swap_body(*ids: str, loaded: tuple[str, ...] = (), contexts: dict[str,
     return {"data": data, "object": "list"}
 
 
+def router_body(states: dict[str, str], n_ctx: int = 1024) -> dict[str, Any]:
+    """A llama.cpp router's ``/models`` body (the shape measured on a real router, 2026-12-02): each model with
+    ``status.value`` and the ``args`` it is started with; a loaded one also with ``meta``."""
+    data = []
+    for model_id, state in sorted(states.items()):
+        args = ["llama-server", "--host", "127.0.0.1", "--port", "0", "--alias", model_id, "--ctx-size", str(n_ctx),
+                "--model", f"/models/{model_id}.gguf"]
+        entry: dict[str, Any] = {"id": model_id, "aliases": [], "tags": [], "object": "model",
+                                 "owned_by": "llamacpp", "created": 1796183433, "source": "models_dir",
+                                 "status": {"value": state, "args": args}}
+        if state == "loaded":
+            entry["meta"] = {"n_ctx": n_ctx, "n_ctx_train": 32768}
+        data.append(entry)
+    return {"data": data, "object": "list"}
+
+
+ROUTER_PROPS = {"role": "router", "max_instances": 1, "models_autoload": True,
+                "default_generation_settings": {"n_ctx": 0}}  # a router's own /props: n_ctx 0 is no window
+
+
 @dataclass
 class Recorded:
     method: str

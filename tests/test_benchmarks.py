@@ -84,3 +84,18 @@ def test_smoke_run_checks_the_cli_workloads() -> None:
     figures = json.loads(result.stdout)
     assert figures["cli_fleet"] == "2x20"
     assert figures["resolve"]["cycled_keys"] == 5 * 40
+
+
+def test_discovery_workload_is_hosts_in_another_process_all_online() -> None:
+    # The hosts are one asyncio process of their own (the bridge's process measures only the bridge); every host
+    # must be online with its 10 models, or the benchmark stops (bench_growth_hosts' checks).
+    with bench.child([bench.PYTHON, str(SCRIPT), "--serve-hosts", "8", "10", "0.01"]) as urls:
+        import httpx
+
+        assert len(set(urls)) == 8
+        for url in urls:
+            assert len(httpx.get(url + "/v1/models", timeout=10).json()["data"]) == 10
+    result = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--only", "discovery", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [row["hosts"] for row in json.loads(result.stdout)["growth_hosts"]] == [1, 8]

@@ -44,7 +44,10 @@ def test_favorites_first_and_marked_in_their_group(fleet) -> None:
     groups = {g.id: g for g in catalog.providers}
     assert [m.favorite for m in groups["emb"].models] == [False, True]
     assert groups["deepseek"].status == "disabled" and groups["deepseek"].models == []
-    assert list(catalog.model_dump()) == ["favorites", "providers"]
+    assert list(catalog.model_dump()) == ["favorites", "hidden_favorites", "providers"]
+    hidden = [(h.id, h.reason) for h in catalog.hidden_favorites]  # the reason rides with the catalog (issue 24)
+    assert hidden == [("deepseek/deepseek-chat", bridge.hidden_favorites()["deepseek/deepseek-chat"])]
+    assert "DEEPSEEK_API_KEY" in hidden[0][1]
 
 
 def test_offline_favorite_is_hidden_kept_and_comes_back(fleet) -> None:
@@ -149,3 +152,22 @@ def test_warm_cache_commands_never_load_the_network_stack(fleet) -> None:
             "b.resolve('coder'); b.opencode_config(); print(sorted({'httpx', 'asyncio'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]" and len(sam.requests) == asked
+
+
+def test_text_view_marks_loaded_and_loading_models_and_says_why_a_favorite_is_hidden() -> None:
+    from boocoder_bridge.catalog import Catalog, CatalogGroup, CatalogModel, HiddenFavorite
+
+    def model(name: str, state: str | None, progress: float | None = None) -> CatalogModel:
+        return CatalogModel(id=f"p/{name}", provider="p", model=name, name=name, context_window=1024,
+                            favorite=False, state=state, load_progress=progress)
+
+    group = CatalogGroup(id="p", label="P", kind="llama-cpp", status="online", error=None, max_loaded=1,
+                         models=[model("hot", "loaded"), model("warming", "loading", 0.4), model("cold", "unloaded"),
+                                 model("asleep", "sleeping"), model("unknown", None)])
+    text = Catalog(favorites=[], providers=[group],
+                   hidden_favorites=[HiddenFavorite(id="q/gone", reason="provider q is offline")]).render_text()
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("   ")}
+    assert "[loaded] 1k ctx" in lines["hot"] and "[loading 40 %]" in lines["warming"]
+    assert "[sleeping]" in lines["asleep"]
+    assert "[" not in lines["cold"] and "[" not in lines["unknown"]  # cold is the default; unknown claims nothing
+    assert "q/gone  (hidden: provider q is offline)" in text

@@ -37,9 +37,12 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> 
     return text
 
 
-def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> None:
+def test_demo_serves_a_real_three_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> None:
+    from tests.llama_router import llama_server_binary
+
     # Its temp dir lands in tmp_path, so the test can see it go; faulthandler shows where it hangs, if it does.
-    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONFAULTHANDLER": "1"}
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONFAULTHANDLER": "1",
+           "BOOCODER_BRIDGE_LLAMA_SERVER": str(llama_server_binary())}
     process = subprocess.Popen([sys.executable, "-m", "boocoder_bridge", "demo"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -49,20 +52,23 @@ def test_demo_serves_a_real_two_host_fleet_and_cleans_up_on_ctrl_c(tmp_path) -> 
         folder = Path(exports["BOOCODER_BRIDGE_REGISTRY"]).parent
         assert folder.parent == tmp_path and folder.is_dir()
         hosts = re.findall(r"http://127\.0\.0\.1:\d+", shown.split("Model picker")[0])
-        assert len(set(hosts)) == 3  # the proxy, its llama.cpp server, the plain llama-server
+        assert len(set(hosts)) == 4  # the proxy, its llama.cpp server, the plain llama-server, the router
 
         # The printed commands work: both providers online, one model name on each, each host's own context.
         cli_env = {**os.environ, **exports}
         rows = run_process("providers", "--json", env=cli_env).json()["providers"]
         assert {(r["id"], r["kind"], r["status"]) for r in rows} == {
-            ("swap-box", "llama-swap", "online"), ("plain-box", "llama-cpp", "online")}
+            ("swap-box", "llama-swap", "online"), ("plain-box", "llama-cpp", "online"),
+            ("router-box", "llama-cpp", "online")}
         routes = {p: run_process("resolve", f"{p}/tiny-llama", "--json", env=cli_env).json()
                   for p in ("swap-box", "plain-box")}
         assert {p: r["context_window"] for p, r in routes.items()} == {"swap-box": 32768, "plain-box": 16384}
         assert routes["swap-box"]["base_url"] != routes["plain-box"]["base_url"]
         catalog = httpx.get(url + "/api/models", timeout=30).json()
-        assert {(g["id"], g["status"], tuple(m["model"] for m in g["models"])) for g in catalog["providers"]} == {
-            ("swap-box", "online", ("tiny-llama",)), ("plain-box", "online", ("tiny-llama",))}
+        assert {(g["id"], g["status"], tuple((m["model"], m["state"]) for m in g["models"]))
+                for g in catalog["providers"]} == {
+            ("swap-box", "online", (("tiny-llama", "loaded"),)), ("plain-box", "online", (("tiny-llama", "loaded"),)),
+            ("router-box", "online", (("tiny-alpha", "unloaded"), ("tiny-beta", "unloaded")))}
         # A real llama.cpp answer at the route's base URL.
         answer = httpx.post(routes["plain-box"]["base_url"] + "/chat/completions", timeout=60, json={
             "model": "tiny-llama", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
@@ -151,3 +157,16 @@ def test_a_newcomer_runs_the_printed_commands_through_opencode_and_keeps_their_f
     assert not folder.exists()
     after = snapshot(home)
     assert sorted({"/".join(Path(p).parts[:3]) for p in set(after) - set(before)}) == [] and after == before
+
+
+def test_without_a_router_build_the_demo_says_how_to_get_one(tmp_path, monkeypatch) -> None:
+    from contextlib import ExitStack
+
+    from boocoder_bridge.demo.fleet import _start_router
+
+    monkeypatch.setenv("BOOCODER_BRIDGE_TEST_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("BOOCODER_BRIDGE_LLAMA_SERVER", raising=False)
+    said: list[str] = []
+    with ExitStack() as stack:
+        assert _start_router(tmp_path, stack, said.append) is None
+    assert len(said) == 1 and "BOOCODER_BRIDGE_LLAMA_SERVER" in said[0] and "python3 -m tests.llama_router" in said[0]

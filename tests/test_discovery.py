@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -148,4 +149,100 @@ def test_disabled_and_static_providers_are_not_asked(hosts) -> None:
     reports = run(registry)
     assert reports["a"].status == "disabled" and "NEED_ME" in reports["a"].error
     assert reports["b"].status == "static" and [m.id for m in reports["b"].models] == ["x", "y"]
+    assert host.requests == []
+
+
+def test_plain_http_fleet_loads_no_ca_bundle_and_https_still_verifies(hosts, monkeypatch) -> None:
+    # Loading the CA bundle is the largest fixed cost of a refresh (BENCHMARKS.md); LAN hosts on http never need it.
+    import ssl
+
+    from boocoder_bridge.discovery import _tls_context
+
+    loaded: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations",
+                        lambda self, *a, **k: loaded.append(a or k) or real(self, *a, **k))
+    host = hosts()
+    registry = fleet(a=llama_swap(host.url), b=llama_swap(host.url))
+    assert {r.status for r in run(registry).values()} == {"online"}
+    assert loaded == []
+    bare = _tls_context(registry.providers.values())
+    assert bare.verify_mode == ssl.CERT_REQUIRED and bare.check_hostname and bare.cert_store_stats()["x509_ca"] == 0
+    mixed = fleet(a=llama_swap(host.url), s={"kind": "llama-swap", "base_url": "https://127.0.0.1:9"})
+    assert _tls_context(mixed.providers.values()).cert_store_stats()["x509_ca"] > 0 and loaded
+
+
+class RawHost:
+    """A host on 127.0.0.1 that answers every connection with the same bytes, then closes: framing faults that
+    the fake HTTP server cannot produce. Records each request head."""
+
+    def __init__(self, answer: bytes) -> None:
+        import socket
+
+        self.answer, self.requests = answer, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and (piece := conn.recv(4096)):
+                    head += piece
+                self.requests.append(head)
+                with contextlib.suppress(OSError):  # the client may hang up before it has read everything
+                    conn.sendall(self.answer)
+
+
+BODY = json.dumps(llama_swap_body("m-1", "m-2")).encode()
+CHUNKED = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(BODY[i:i + 7]), BODY[i:i + 7]) for i in range(0, len(BODY), 7))
+FRAMINGS = [  # (name, answer, status, fragment of the error or None)
+    ("content-length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY), "online", None),
+    ("chunked-with-trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED
+     + b"0\r\nX-Trailer: 1\r\n\r\n", "online", None),
+    ("until-close", b"HTTP/1.0 200 OK\r\n\r\n" + BODY, "online", None),
+    ("informational-first", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+     % (len(BODY), BODY), "online", None),
+    ("cut-short", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY) + 5, BODY), "offline",
+     "RemoteProtocolError"),
+    ("bad-chunk-size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "offline",
+     "RemoteProtocolError"),
+    ("chunked-cut", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED, "offline",
+     "RemoteProtocolError"),
+    ("other-transfer-coding", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "offline",
+     "RemoteProtocolError"),
+    ("two-lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n{}", "offline",
+     "RemoteProtocolError"),
+    ("not-http", b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "offline", "RemoteProtocolError"),
+    ("no-answer", b"", "offline", "RemoteProtocolError"),
+    ("endless-head", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 200_000, "offline", "RemoteProtocolError"),
+    ("folded-header", b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", "offline",
+     "RemoteProtocolError"),
+]
+
+
+@pytest.mark.parametrize(("name", "answer", "status", "fragment"), FRAMINGS, ids=[f[0] for f in FRAMINGS])
+def test_plain_http_framing_is_read_or_refused_in_one_line(name, answer, status, fragment) -> None:
+    # Plain-http hosts are read by discovery's own HTTP/1.1 client (PlainHttp), not httpx: its framing is tested here.
+    host = RawHost(answer)
+    report = run(fleet(a=llama_swap(host.url, timeout_s=5), b=down(timeout_s=1)))["a"]
+    assert report.status == status, report.error
+    if fragment is None:
+        assert [m.id for m in report.models] == ["m-1", "m-2"]
+    else:
+        assert fragment in report.error and "\n" not in report.error and not report.models
+    request = host.requests[0]
+    assert request.startswith(b"GET /v1/models HTTP/1.1\r\n") and b"\r\nHost: 127.0.0.1:" in request
+
+
+def test_an_api_key_with_a_line_break_adds_no_header() -> None:
+    host = RawHost(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY))
+    registry = fleet(a={"kind": "llama-swap", "base_url": host.url, "api_key_env": "KEY"})
+    report = run(registry, env={"KEY": "sk-1\r\nX-Injected: 1"})["a"]
+    assert report.status == "offline" and "LocalProtocolError" in report.error and "sk-1" not in report.error
     assert host.requests == []

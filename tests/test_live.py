@@ -322,7 +322,7 @@ def test_a_host_streaming_changes_cannot_keep_the_loop_rebuilding(write_registry
         live.reports = {"sam": ProviderReport(provider="sam", status="online", models=[HostModel(id="m")])}
         live._rebuild, live.poke = counted, lambda pid: None
         for n in range(500):
-            live._apply_pushed("sam", [ModelState(id="m", state="ready", context_window=1000 + n)])
+            live._apply_pushed("sam", [ModelState(id="m", state="loaded", context_window=1000 + n)])
         await asyncio.sleep(PUSH_REBUILD_S * 5)
 
     asyncio.run(flood())

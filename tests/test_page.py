@@ -20,8 +20,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.fakehost import llama_swap_body
+from tests.fakehost import ROUTER_PROPS, llama_swap_body, router_body
 from tests.live_fleet import Fleet, Host, serve_fleet
+from tests.test_cli import assert_valid
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +34,7 @@ LIVE_WITHIN_MS = 15_000  # the issue's bound for the page to update by itself
 
 
 def sam_body() -> dict[str, Any]:
-    body = llama_swap_body("qwen3-coder-30b", "gpt-oss-20b", "unsloth/Qwen3:Q4_K_M",
+    body = llama_swap_body("qwen3-coder-30b", "gpt-oss-20b", "unsloth/Qwen3:Q4_K_M", loaded=("qwen3-coder-30b",),
                            contexts={"qwen3-coder-30b": 65536, "gpt-oss-20b": 131072})
     names = {"qwen3-coder-30b": "Qwen3 Coder 30B A3B", "gpt-oss-20b": "gpt-oss 20B"}
     for entry in body["data"]:
@@ -83,15 +84,18 @@ def chromium() -> Iterator[Any]:
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     sam = Host(name="sam", models_body=sam_body(), events=True)  # with llama-swap's /api/events
     emb = Host(name="emb", models_body={"object": "list", "data": [{"id": "nomic-embed-text"}]})
+    rig = Host(name="rig", models_body=router_body({"gemma-3-4b": "loaded", "qwen3-8b": "unloaded"}, 8192),
+               extra={"/props": ROUTER_PROPS})  # llama.cpp's router, --models-max 1
     providers = {
         "sam": {"kind": "llama-swap", "base_url": sam.url, "label": "Sam's desktop"},
+        "rig": {"kind": "llama-cpp", "base_url": rig.url, "label": "Rig (llama.cpp router)"},
         "emb": {"kind": "openai-compatible", "base_url": emb.url, "label": "Embedding box"},
         "cloud": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
                   "label": "Cloud", "models": {"big-chat": {"name": "Big Chat", "context_window": 131072}}},
         "deepseek": {"kind": "openai-compatible", "base_url": "https://127.0.0.1:9", "discover": False,
                      "enabled_if_env": "BOOCODER_TEST_NEVER_SET", "bare_ids": ["deepseek-chat"]},
     }
-    with serve_fleet(tmp_path, providers, {"sam": sam, "emb": emb}) as running:
+    with serve_fleet(tmp_path, providers, {"sam": sam, "emb": emb, "rig": rig}) as running:
         yield running
 
 
@@ -133,7 +137,7 @@ def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
 def test_sections_statuses_and_rows_follow_the_contract(view: View) -> None:
     page = view.page
     sections = page.locator("section[data-section]").evaluate_all("all => all.map(s => s.dataset.section)")
-    assert sections == ["favorites", "sam", "emb", "cloud", "deepseek"]  # Favorites first, then registry order
+    assert sections == ["favorites", "sam", "rig", "emb", "cloud", "deepseek"]  # Favorites first, registry order
     for section, status in (("sam", "online"), ("emb", "online"), ("cloud", "static"), ("deepseek", "disabled")):
         expect(view.section(section).locator("[data-status]")).to_have_text(status)
     expect(view.section("sam").locator("h2")).to_have_text("Sam's desktop")
@@ -148,7 +152,7 @@ def test_sections_statuses_and_rows_follow_the_contract(view: View) -> None:
     expect(view.row("cloud", "cloud/big-chat")).to_contain_text("128K context")
     star = coder.get_by_role("button", name=re.compile("favorite"))
     expect(star).to_have_attribute("aria-pressed", "false")
-    expect(page.get_by_role("button", name=re.compile("favorite"))).to_have_count(len(view.ids("sam")) + 2)
+    expect(page.get_by_role("button", name=re.compile("favorite"))).to_have_count(len(view.ids("sam")) + 4)
     assert view.ids("favorites") == []
     assert view.problems == []
 
@@ -208,6 +212,9 @@ def test_a_favorite_added_from_the_cli_appears_without_reload(view: View) -> Non
 def test_keyboard_tab_enter_and_star(view: View) -> None:
     page = view.page
     page.evaluate("document.addEventListener('boocoder:select', (e) => { window.chosen = e.detail; })")
+    page.keyboard.press("Tab")
+    assert page.evaluate("[document.activeElement.className, document.activeElement.textContent]") == [
+        "toggle", "Sam's desktop"]  # a provider's heading (it folds the group), then its rows
     page.keyboard.press("Tab")
     focused = "document.activeElement.dataset.modelId"
     assert page.evaluate(focused) == "sam/gpt-oss-20b"  # the first row (no favorites yet)
@@ -319,10 +326,11 @@ def test_host_text_is_shown_as_text(chromium: Any, tmp_path: Path) -> None:
 
 
 def test_phone_width_and_screenshots(chromium: Any, fleet: Fleet, tmp_path: Path) -> None:
-    put(fleet, "sam/qwen3-coder-30b", "emb/nomic-embed-text")
+    put(fleet, "sam/qwen3-coder-30b", "emb/nomic-embed-text", "deepseek/deepseek-chat")  # the last one: hidden
     desktop = open_page(chromium, fleet, viewport={"width": 900, "height": 1000})
     desktop.expect_ids("favorites", ["sam/qwen3-coder-30b", "emb/nomic-embed-text"])
     desktop.row("sam", "sam/gpt-oss-20b").locator(".name").click()  # show a chosen row too
+    desktop.section("cloud").locator("button.toggle").click()  # and a folded group
     save_screenshot(desktop.page, tmp_path, "picker.png")
     desktop.page.context.close()
 
@@ -336,3 +344,121 @@ def test_phone_width_and_screenshots(chromium: Any, fleet: Fleet, tmp_path: Path
     save_screenshot(phone.page, tmp_path, "picker-phone.png")
     assert desktop.problems == [] and phone.problems == []
     phone.page.context.close()
+
+
+# --- which model is hot (issue 24) ------------------------------------------------------------------------------
+
+
+def state_of(view: View, section: str, model_id: str) -> Any:
+    return view.row(section, model_id).locator(".state")
+
+
+def test_model_states_read_as_text_with_the_hint_of_a_limited_host(view: View) -> None:
+    expect(state_of(view, "sam", "sam/qwen3-coder-30b")).to_have_text("hot")
+    expect(state_of(view, "sam", "sam/gpt-oss-20b")).to_have_text("cold")
+    expect(state_of(view, "rig", "rig/gemma-3-4b")).to_have_text("hot")
+    expect(state_of(view, "rig", "rig/qwen3-8b")).to_have_text("cold")
+    expect(view.row("emb", "emb/nomic-embed-text").locator(".state")).to_have_count(0)  # the host does not say
+    # Not colour alone: the row's accessible name says it too.
+    expect(view.row("rig", "rig/qwen3-8b")).to_have_attribute("aria-label", re.compile(r"cold \(not loaded"))
+    # llama.cpp's router holds one model (--models-max 1, max_instances in /props): choosing a cold one swaps.
+    expect(view.section("rig").locator(".hint")).to_have_text(
+        "Holds 1 model at a time: choosing a cold model loads it first, and may unload the hot one.")
+    expect(view.section("sam").locator(".hint")).to_have_count(0)  # llama-swap does not say its limit
+    expect(view.section("rig").locator(".count")).to_have_text("2 models, 1 hot")
+    view.row("rig", "rig/qwen3-8b").locator(".name").click()
+    expect(view.page.locator("#live")).to_contain_text("cold: its first request loads it")
+    assert view.problems == []
+
+
+def test_a_hidden_favorite_shows_why(view: View) -> None:
+    put(view.fleet, "deepseek/deepseek-chat")
+    hidden = view.section("favorites").locator('[data-hidden-favorite="deepseek/deepseek-chat"]')
+    expect(hidden).to_contain_text("hidden: provider deepseek is disabled: set BOOCODER_TEST_NEVER_SET",
+                                   timeout=LIVE_WITHIN_MS)
+    assert view.ids("favorites") == []  # hidden, not listed as a choice
+
+
+def test_a_swap_on_a_real_router_is_seen_live_on_the_page(chromium: Any, llama_router: Any, tmp_path: Path) -> None:
+    """llama.cpp's router (--models-max 1): a chat loads alpha, then one to beta unloads alpha; the page shows both
+    changes by itself (the router's /models/sse; refresh_s is 300, so polling could not)."""
+    import httpx as client
+
+    providers = {"box": {"kind": "llama-cpp", "base_url": llama_router.url, "refresh_s": 300, "label": "Router"}}
+    with serve_fleet(tmp_path, providers, {}) as fleet:
+        view = open_page(chromium, fleet)
+        expect(state_of(view, "box", "box/alpha")).to_have_text("cold", timeout=LIVE_WITHIN_MS)
+        expect(state_of(view, "box", "box/beta")).to_have_text("cold")
+        view.page.evaluate("window.notReloaded = true")
+        for model, other in (("alpha", "beta"), ("beta", "alpha")):
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+            assert client.post(llama_router.url + "/v1/chat/completions", json=body, timeout=120).status_code == 200
+            expect(state_of(view, "box", f"box/{model}")).to_have_text("hot", timeout=LIVE_WITHIN_MS)
+            expect(state_of(view, "box", f"box/{other}")).to_have_text("cold", timeout=LIVE_WITHIN_MS)
+        assert view.page.evaluate("window.notReloaded") is True
+        assert view.problems == []
+        view.page.context.close()
+
+
+def synthetic_catalog(hosts: int = 3, per_host: int = 40) -> dict[str, Any]:
+    """A catalog as GET /api/models gives it (schemas/models.schema.json), for a fleet too big to stand up here."""
+    states = ["loaded", "loading", "unloaded", "sleeping", None]
+    providers = []
+    for h in range(hosts):
+        models = [{"id": f"host{h}/model-{n:02d}", "provider": f"host{h}", "model": f"model-{n:02d}",
+                   "name": f"Model {n:02d}", "context_window": 32768, "max_output": None, "favorite": False,
+                   "state": states[n % 5] if n < 5 else "unloaded",
+                   "load_progress": 0.4 if n % 5 == 1 else None} for n in range(per_host)]
+        providers.append({"id": f"host{h}", "label": f"Host {h}", "kind": "llama-cpp", "status": "online",
+                          "error": None, "max_loaded": 1, "models": models})
+    catalog = {"favorites": [], "hidden_favorites": [], "providers": providers}
+    assert_valid("models.schema.json", catalog)
+    return catalog
+
+
+def test_a_big_fleet_is_one_screen_of_collapsed_groups_and_works_by_keyboard(chromium: Any, fleet: Fleet) -> None:
+    """3 hosts x 40 models: the groups start collapsed (one screen of headings with their counts); a heading's
+    button opens its group, by keyboard too; arrows move through the rows one can see."""
+    import json
+
+    context = chromium.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    body = json.dumps(synthetic_catalog())
+    page.route("**/api/models", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+    page.route("**/api/events", lambda route: route.fulfill(status=404, body=""))  # polling: the catalog above
+    view = View(page, fleet)
+    page.on("console", lambda m: view.problems.append(m.text) if m.type == "error" and "404" not in m.text else None)
+    page.on("pageerror", lambda error: view.problems.append(str(error)))
+    page.goto(fleet.url + "/")
+    toggles = page.locator("button.toggle")
+    expect(toggles).to_have_count(3, timeout=LIVE_WITHIN_MS)
+    for index in range(3):
+        expect(toggles.nth(index)).to_have_attribute("aria-expanded", "false")
+        expect(view.section(f"host{index}").locator(".count")).to_have_text("40 models, 1 hot")
+    assert page.evaluate("document.documentElement.scrollHeight") <= 900  # one screen of headings
+    expect(page.locator("[data-model-id]:visible")).to_have_count(0)
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Host 0"
+    page.keyboard.press("Enter")  # opens host0's group
+    expect(toggles.nth(0)).to_have_attribute("aria-expanded", "true")
+    expect(view.section("host0").locator("[data-model-id]:visible")).to_have_count(40)
+    labels = [state_of(view, "host0", f"host0/model-{n:02d}").text_content() for n in range(4)]
+    assert labels == ["hot", "loading 40 %", "cold", "asleep"]
+    expect(view.row("host0", "host0/model-04").locator(".state")).to_have_count(0)  # null: nothing claimed
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.modelId") == "host0/model-00"
+    page.keyboard.press("End")  # the last row one can see, not one in a closed group
+    assert page.evaluate("document.activeElement.dataset.modelId") == "host0/model-39"
+    page.keyboard.press("Tab")  # past host0's rows: host1's heading
+    assert page.evaluate("document.activeElement.textContent") == "Host 1"
+    page.keyboard.press(" ")
+    expect(toggles.nth(1)).to_have_attribute("aria-expanded", "true")
+    toggles.nth(0).click()  # and closed again with the mouse
+    expect(toggles.nth(0)).to_have_attribute("aria-expanded", "false")
+    expect(view.section("host0").locator("[data-model-id]:visible")).to_have_count(0)
+    page.reload()  # the tab remembers which groups were opened
+    expect(toggles.nth(1)).to_have_attribute("aria-expanded", "true", timeout=LIVE_WITHIN_MS)
+    expect(toggles.nth(0)).to_have_attribute("aria-expanded", "false")
+    assert view.problems == []
+    context.close()

@@ -53,8 +53,9 @@ def test_model_status_in_llama_swaps_shapes() -> None:
                "context_length": 65536},
               {"id": "chat", "state": "stopped", "peerID": ""},
               {"id": "peer1/m", "name": "", "state": "", "peerID": "peer1"}]
-    expected = [ModelState(id="coder", state="ready", context_window=65536), ModelState(id="chat", state="stopped"),
-                ModelState(id="peer1/m", state="")]
+    # llama-swap's words in the bridge's (ready -> loaded, stopped -> unloaded); a peer's state is not known
+    expected = [ModelState(id="coder", state="loaded", context_window=65536), ModelState(id="chat", state="unloaded"),
+                ModelState(id="peer1/m", state=None)]
     assert parse_model_status(status_message(json.dumps(models))) == expected  # data double-encoded, as sent
     assert parse_model_status(status_message(models)) == expected  # or a plain list
 
@@ -70,6 +71,8 @@ def test_other_messages_and_junk_are_ignored(data: str) -> None:
 def test_junk_entries_are_skipped_and_fields_bounded() -> None:
     models = [None, 3, {"id": 5}, {"id": ""}, {"state": "ready"},
               {"id": "ok", "state": "s" * 1000, "context_length": -1},
-              {"id": "ok2", "state": ["ready"], "context_length": True}]
-    assert parse_model_status(status_message(models)) == [ModelState(id="ok", state="s" * 40),
-                                                         ModelState(id="ok2", state="")]
+              {"id": "ok2", "state": ["ready"], "context_length": True},
+              {"id": "ok3", "state": "starting", "peerID": ""}]
+    assert parse_model_status(status_message(models)) == [ModelState(id="ok", state=None),
+                                                         ModelState(id="ok2", state=None),
+                                                         ModelState(id="ok3", state="loading")]

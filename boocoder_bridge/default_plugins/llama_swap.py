@@ -40,6 +40,8 @@ def read_llamaswap_meta(entry: Mapping[str, Any], fields: dict[str, Any]) -> dic
     kind = owner.get("type") if isinstance(owner.get("type"), str) else ("peer" if "peerID" in owner else "model")
     out = {**fields, "type": kind, "max_output": positive_int(owner.get("max_output_tokens")),
            "alias_of": owner.get("modelID") if isinstance(owner.get("modelID"), str) else None}
+    if kind == "peer":  # llama-swap lists every peer model as unloaded: it does not know
+        out["state"] = None
     if out.get("context_window") is None:  # the host's declared size (context_length, meta.n_ctx) comes first
         for key in ("context_length", "context_window"):
             if (size := positive_int(owner.get(key))) is not None:
@@ -53,24 +55,31 @@ def parse_models(body: Any, notes: list[str] | None = None) -> tuple[list[HostMo
     return parse_model_list(body, read_llamaswap_meta, notes)
 
 
-def ready_models(running: Any) -> set[str]:
-    """The models ``/running`` lists as ready; :class:`HostError` for any other shape than llama-swap's
-    ``{"running": [{"model": "...", "state": "ready"}, ...]}``."""
+# llama-swap's process states (/running, /api/events) in the bridge's words; "stopping" is on its way out: a
+# request would load it again. Anything else (unknown, a peer's "") is not a state the bridge can vouch for.
+STATES = {"ready": "loaded", "starting": "loading", "stopping": "unloaded", "stopped": "unloaded",
+          "shutdown": "unloaded"}
+
+
+def running_states(running: Any) -> dict[str, str]:
+    """The state of each model ``/running`` lists (a model it does not list is unloaded); :class:`HostError`
+    for any other shape than llama-swap's ``{"running": [{"model": "...", "state": "ready"}, ...]}``."""
     entries = running.get("running") if isinstance(running, dict) else None
     if not isinstance(entries, list):
         raise HostError("error", "/running answer is not an object with a 'running' list")
-    ready = set()
+    states = {}
     for index, entry in enumerate(entries):
         if not (isinstance(entry, dict) and isinstance(entry.get("model"), str)
                 and isinstance(entry.get("state", "ready"), str)):
             raise HostError("error", f"/running entry {index} is not {{'model': str, 'state': str}}")
-        if entry.get("state", "ready") == "ready":
-            ready.add(entry["model"])
-    return ready
+        if (state := STATES.get(entry.get("state", "ready"))) is not None:
+            states[entry["model"]] = state
+    return states
 
 
 async def live_context(client: HostClient, models: list[HostModel]) -> list[HostModel]:
-    """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in).
+    """Fill unknown context windows of *loaded* models from llama.cpp's ``/props`` (never swaps a model in), and
+    unknown states (hosts older than v236) from ``/running``.
 
     Best effort, bounded: at most ``PROPS_LOOKUPS`` lookups, ``PROPS_CONCURRENCY`` at once, all ending 10 % of
     ``timeout_s`` before the provider's deadline so the list itself is never lost. What was found by then is
@@ -78,7 +87,7 @@ async def live_context(client: HostClient, models: list[HostModel]) -> list[Host
     """
     import asyncio
 
-    wanted = [m for m in models if m.context_window is None and m.type == "model"]
+    wanted = [m for m in models if m.type == "model" and (m.context_window is None or m.state is None)]
     budget = client.remaining() - 0.1 * client.provider.timeout_s
     if not wanted or budget <= 0:
         return models
@@ -96,11 +105,12 @@ async def live_context(client: HostClient, models: list[HostModel]) -> list[Host
 
     try:
         async with asyncio.timeout(budget):
-            if any(m.loaded is None for m in wanted):  # hosts older than v236 say nothing: ask /running
-                ready = ready_models(await client.get_json("/running"))
-                wanted = [m.model_copy(update={"loaded": m.id in ready}) if m.loaded is None else m for m in wanted]
+            if any(m.state is None for m in wanted):  # hosts older than v236 say nothing: ask /running
+                running = running_states(await client.get_json("/running"))
+                wanted = [m.model_copy(update={"state": running.get(m.id, "unloaded")}) if m.state is None else m
+                          for m in wanted]
                 found.update((m.id, m) for m in wanted)
-            loaded = [m for m in wanted if m.loaded]
+            loaded = [m for m in wanted if m.loaded and m.context_window is None]
             if len(loaded) > PROPS_LOOKUPS:
                 client.note(f"context sizes of {len(loaded) - PROPS_LOOKUPS} loaded models not read (at most "
                             f"{PROPS_LOOKUPS} /props lookups per discovery)")
@@ -153,7 +163,8 @@ def parse_model_status(data: str) -> list[ModelState] | None:
 
     The envelope is ``{"type": ..., "data": ...}``, and llama-swap sends ``data`` as a JSON *string* holding the
     list (a list itself is accepted too). Each entry: ``id``, ``state`` (``stopped``, ``starting``, ``ready``,
-    ``stopping``, ...), and on newer releases ``context_length``. Entries without a string ``id`` are skipped.
+    ``stopping``, ...: see ``STATES``; a peer's, with ``peerID``, is not known), and on newer releases
+    ``context_length``. Entries without a string ``id`` are skipped.
     """
     try:  # load_json: deep nesting and over-long integers are a HostError, never a crash
         envelope = load_json(data.encode("utf-8", "replace"), "/api/events")
@@ -166,8 +177,9 @@ def parse_model_status(data: str) -> list[ModelState] | None:
         return None
     if not isinstance(body, list):
         return None
-    return [ModelState(id=entry["id"], state=entry["state"][:40] if isinstance(entry.get("state"), str) else "",
-                       context_window=positive_int(entry.get("context_length")))
+    return [ModelState(id=entry["id"], context_window=positive_int(entry.get("context_length")),
+                       state=None if entry.get("peerID") or not isinstance(entry.get("state"), str)
+                       else STATES.get(entry["state"]))
             for entry in body if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]]
 
 

@@ -3,7 +3,10 @@
 Two real llama.cpp servers (xllamacpp) serve one tiny model generated on the spot, under the same model name:
 one behind the llama-swap-shaped proxy (provider ``swap-box``, kind ``llama-swap``), one plain llama-server
 (provider ``plain-box``, kind ``llama-cpp``). The hosts are rows of :data:`HOSTS`: a new kind of host is one
-more row (and, if it needs one, a front in :func:`_front`).
+more row (and, if it needs one, a front in :func:`_front`). A third host, llama.cpp's own swapping server
+(provider ``router-box``, kind ``llama-cpp``: ``llama-server --models-dir`` over two tiny models, one loaded at a
+time), joins when a llama-server with router mode is at hand (:func:`boocoder_bridge.demo.router.find_binary`);
+else the demo says how to build one.
 
 Everything lives in one temp dir: the model, the registry, the bridge's state dir, and the ``XDG_*`` dirs the
 printed commands give opencode. So ``run``, ``arena`` and ``favorites add`` in another terminal write nothing
@@ -35,6 +38,8 @@ from typing import Any
 
 MODEL = "tiny-llama"  # the shared model name: one on each host
 SWAP, PLAIN = "swap-box", "plain-box"
+ROUTER = "router-box"  # llama.cpp's own swapping server, when a llama-server with router mode is at hand
+ROUTER_MODELS = ("tiny-alpha", "tiny-beta")  # it holds one at a time: asking for the other swaps
 MAX_OUTPUT = 48  # tokens per answer (the registry's max_output): noise either way, and each costs time
 THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))  # two servers share the machine; one works at a time
 Say = Callable[[str], None]
@@ -65,6 +70,7 @@ class DemoFleet:
     state_dir: Path
     urls: dict[str, str]  # provider -> the URL the registry names (a proxy's, for llama-swap)
     upstreams: dict[str, str]  # provider -> its llama.cpp server
+    router_url: str | None = None  # the third host, llama.cpp's router, when its binary is at hand
 
     @property
     def proxy_url(self) -> str:
@@ -92,11 +98,34 @@ class DemoFleet:
         return json.loads(self.registry.read_text(encoding="utf-8"))
 
 
-def _registry(hosts: dict[HostSpec, str]) -> dict[str, Any]:
-    return {"default_provider": HOSTS[0].provider, "providers": {
+def _registry(hosts: dict[HostSpec, str], router_url: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"default_provider": HOSTS[0].provider, "providers": {
         h.provider: {"kind": h.kind, "base_url": url, "label": h.label,
                      "models": {MODEL: {"max_output": MAX_OUTPUT}}}
         for h, url in hosts.items()}}
+    if router_url:
+        data["providers"][ROUTER] = {"kind": "llama-cpp", "base_url": router_url,
+                                     "label": "Demo llama.cpp router (swaps its models)",
+                                     "models": {m: {"max_output": MAX_OUTPUT} for m in ROUTER_MODELS}}
+    return data
+
+
+def _start_router(root: Path, stack: ExitStack, say: Say) -> str | None:
+    """The third host, llama.cpp's router over two tiny models (``--models-max 1``), if its binary is at hand."""
+    from .model import write_tiny_llama
+    from .router import HOW_TO_BUILD, LlamaRouter, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        say(f"no third host (llama.cpp's own swapping server): {HOW_TO_BUILD}")
+        return None
+    folder = root / "router-models"
+    folder.mkdir()
+    for seed, name in enumerate(ROUTER_MODELS, start=1):
+        write_tiny_llama(folder / f"{name}.gguf", seed=seed, name=name)
+    say(f"starting llama.cpp's router ({binary}) over {', '.join(ROUTER_MODELS)}, one loaded at a time")
+    router = LlamaRouter(binary, folder, models_max=1, n_ctx=1024, log=root / f"{ROUTER}.log")
+    return stack.enter_context(router).url
 
 
 def _front(stack: ExitStack, host: HostSpec, upstream: str) -> str:
@@ -127,10 +156,11 @@ def demo_fleet(say: Say = lambda _: None, folder: Path | None = None) -> Iterato
                                      log=root / f"{host.provider}.log")
                 upstreams[host.provider] = stack.enter_context(server).url
                 urls[host.provider] = _front(stack, host, upstreams[host.provider])
+            router_url = _start_router(root, stack, say)
             registry = root / "fleet.json"
-            registry.write_text(json.dumps(_registry({h: urls[h.provider] for h in HOSTS}), indent=2) + "\n",
-                                encoding="utf-8")
-            yield DemoFleet(root, registry, root / "state", urls, upstreams)
+            data = _registry({h: urls[h.provider] for h in HOSTS}, router_url)
+            registry.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            yield DemoFleet(root, registry, root / "state", urls, upstreams, router_url)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
@@ -185,9 +215,12 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
            "# boocoder-bridge run ... needs opencode (npm install -g opencode-ai), which is not on PATH")
     hosts = [f"  {SWAP:<10} llama-swap proxy  {fleet.urls[SWAP]}  ->  llama.cpp {fleet.upstreams[SWAP]}"]
     hosts += [f"  {h.provider:<10} {h.kind:<17} {fleet.urls[h.provider]}" for h in HOSTS if h.provider != SWAP]
+    if fleet.router_url:
+        hosts.append(f"  {ROUTER:<10} llama.cpp router  {fleet.router_url}  ({' and '.join(ROUTER_MODELS)}, "
+                     "one loaded at a time)")
     return "\n".join([
         "",
-        f"Demo fleet on 127.0.0.1 ({len(HOSTS)} real llama.cpp servers, one model name: {MODEL})",
+        f"Demo fleet on 127.0.0.1 ({len(hosts)} real llama.cpp hosts; {MODEL} on the first {len(HOSTS)})",
         *hosts,
         "",
         f"Model picker:  {url}/",
@@ -202,6 +235,11 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
         f"  boocoder-bridge resolve {MODEL}                 # a legacy bare ID goes to the default provider",
         f"  boocoder-bridge favorites add {PLAIN}/{MODEL}",
         f"  {run}",
+        *([f"  boocoder-bridge resolve {ROUTER}/{ROUTER_MODELS[0]}   # the router's window, read without loading it",
+           f"  curl -s {fleet.router_url}/v1/chat/completions -H 'Content-Type: application/json' -d "
+           f"""'{{"model": "{ROUTER_MODELS[1]}", "max_tokens": 2, "messages": """
+           """[{"role": "user", "content": "hi"}]}'"""
+           f"   # the picker shows {ROUTER_MODELS[1]} hot"] if fleet.router_url else []),
         "",
         "This terminal shows each server's progress through a prompt.",
         f"Ctrl-C stops the servers and removes {fleet.folder}",

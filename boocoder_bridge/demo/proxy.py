@@ -54,8 +54,9 @@ class Seen:
 class SwapProxy(LoopbackServer):
     """Start with :meth:`start` (or ``with``); ``url`` is ``http://127.0.0.1:<port chosen by the OS>``."""
 
-    def __init__(self, models: list[SwapModel], *, created: int = 1787400000) -> None:
+    def __init__(self, models: list[SwapModel], *, created: int = 1787400000, swap: bool = False) -> None:
         self.models: dict[str, SwapModel] = {m.id: m for m in models}
+        self.swap = swap  # llama-swap's `swap: true` group: one model runs at a time; starting one stops the other
         self.created = created
         self.requests: list[Seen] = []
         self.swaps: list[str] = []  # models this proxy had to start because a request named them
@@ -136,6 +137,10 @@ class SwapProxy(LoopbackServer):
             if model.state == "ready":
                 return
             self.swaps.append(model.id)
+            running = [m.id for m in self.models.values() if m.state != "stopped" and m.id != model.id]
+        for other in running if self.swap else []:
+            self.set_state(other, "stopping")
+            self.set_state(other, "stopped")
         self.set_state(model.id, "starting")
         self.set_state(model.id, "ready")
 

@@ -5,7 +5,10 @@
 //
 // Embedding contract (see the README):
 //   section[data-section="favorites" | <provider id>]   [data-status] holds a provider's status as text
+//   button.toggle[aria-expanded]                         a provider's heading: collapses its models (count shown)
 //   [data-model-id="<provider>/<model>"]                 one row per model; a favorite has a row in both sections
+//   .state[data-state]                                   the model's state as text: hot, loading n %, cold, asleep
+//   [data-hidden-favorite="<provider>/<model>"]          a favorite not shown now, with the reason as text
 //   button.star[aria-pressed]                            accessible name "favorite <model name>"
 //   document event "boocoder:select"                     detail: {id, provider, model, name, context_window}
 //   ?select[=<origin>]                                   also post {type: "boocoder:select", ...} to the opener
@@ -26,6 +29,9 @@
   let fromStream = false;
   let chosen = null;
   let pollTimer = null;
+  const COLLAPSE_KEY = "boocoder-bridge-collapsed";
+  const AUTO_COLLAPSE = 30;  // more models than this in the catalog: provider groups start collapsed
+  let collapsed = loadCollapsed();  // provider id -> true (collapsed) / false (opened), as the user left it
   // A server with BOOCODER_BRIDGE_TOKEN: the token is typed into the form the page shows, or given as
   // #token=<token> (an app's frame or popup). A fragment is never sent anywhere, and it is taken out of the
   // address at once. It is kept for the tab (sessionStorage), except in ?select mode, where another site may be
@@ -59,6 +65,22 @@
       sessionStorage.setItem(TOKEN_KEY, value);
     } catch (error) {
       // as above
+    }
+  }
+
+  function loadCollapsed() {
+    try {
+      return JSON.parse(sessionStorage.getItem(COLLAPSE_KEY) || "{}") || {};
+    } catch (error) {
+      return {};
+    }
+  }
+
+  function saveCollapsed() {
+    try {
+      sessionStorage.setItem(COLLAPSE_KEY, JSON.stringify(collapsed));
+    } catch (error) {
+      // no storage: kept for the page only
     }
   }
 
@@ -131,6 +153,19 @@
     return (Number.isInteger(k) ? k + "K" : size.toLocaleString("en")) + " context";
   }
 
+  // A model's state in words, never a colour alone: [label, longer explanation for the accessible name].
+  function stateText(model) {
+    if (model.state === "loaded") return ["hot", "loaded, answers at once"];
+    if (model.state === "loading") {
+      const share = model.load_progress === null || model.load_progress === undefined
+        ? "" : " " + Math.round(model.load_progress * 100) + " %";
+      return ["loading" + share, "loading" + share];
+    }
+    if (model.state === "unloaded") return ["cold", "not loaded: choosing it loads it first"];
+    if (model.state === "sleeping") return ["asleep", "unloaded after idling: choosing it loads it first"];
+    return null;  // the host does not say
+  }
+
   function setLive(state, text) {
     live.dataset.live = state;
     live.textContent = text;
@@ -139,6 +174,7 @@
   // --- rendering ------------------------------------------------------------------------------------------
 
   function row(model, note) {
+    const state = stateText(model);
     const star = el("button", {
       type: "button", class: "star", "aria-pressed": model.favorite ? "true" : "false",
       "aria-label": "favorite " + model.name, title: model.favorite ? "Remove from favorites" : "Add to favorites",
@@ -152,18 +188,30 @@
       class: "row", tabindex: "0", "data-model-id": model.id,
       "aria-current": chosen === model.id ? "true" : null,
       "aria-label": model.name + ", " + model.id + ", " + contextText(model.context_window)
-        + (model.favorite ? ", favorite" : ""),
-    }, [star, names, el("span", { class: "ctx" }, [contextText(model.context_window)])]);
+        + (state ? ", " + state[0] + " (" + state[1] + ")" : "") + (model.favorite ? ", favorite" : ""),
+    }, [star, names, el("span", { class: "ctx" }, [
+      state ? el("span", { class: "state", "data-state": model.state, title: state[1] }, [state[0]]) : "",
+      contextText(model.context_window)])]);
     li.modelData = model;
     return li;
   }
 
-  function section(id, title, headerExtras, body) {
-    const heading = el("h2", { id: "section-" + id }, [title]);
+  function section(id, title, headerExtras, body, fold) {
+    // fold: {open, count} makes the heading a button that shows or hides the body (its model count beside it)
+    const label = fold
+      ? el("button", { type: "button", class: "toggle", "aria-expanded": fold.open ? "true" : "false",
+        "aria-controls": "body-" + id }, [title])
+      : title;
+    const heading = el("h2", { id: "section-" + id }, [label]);
+    const content = el("div", { id: "body-" + id, class: "body", hidden: fold && !fold.open ? "" : null }, body);
     return el("section", { "data-section": id, "aria-labelledby": "section-" + id }, [
-      el("header", { class: "section-head" }, [heading, ...headerExtras]),
-      ...body,
+      el("header", { class: "section-head" }, [heading, ...(fold ? [fold.count] : []), ...headerExtras]),
+      content,
     ]);
+  }
+
+  function plural(count, word) {
+    return count + " " + word + (count === 1 ? "" : "s");
   }
 
   function note(text) {
@@ -175,21 +223,41 @@
     const focus = rememberFocus();
     const labels = Object.fromEntries(data.providers.map((group) => [group.id, group.label]));
     const sections = [];
-    sections.push(section("favorites", "Favorites", [], data.favorites.length
-      ? [el("ul", { class: "rows" }, data.favorites.map((m) => row(m, labels[m.provider])))]
-      : [note("No favorites to show. Star a model to add it; favorites of a provider that is down come back "
-        + "when it is up again.")]));
+    const hidden = data.hidden_favorites || [];
+    const favorites = [];
+    if (data.favorites.length) {
+      favorites.push(el("ul", { class: "rows" }, data.favorites.map((m) => row(m, labels[m.provider]))));
+    } else if (!hidden.length) {
+      favorites.push(note("No favorites to show. Star a model to add it; favorites of a provider that is down "
+        + "come back when it is up again."));
+    }
+    if (hidden.length) {
+      favorites.push(el("ul", { class: "hidden-favorites", "aria-label": "favorites hidden now" },
+        hidden.map((h) => el("li", { "data-hidden-favorite": h.id }, [
+          el("span", { class: "id" }, [h.id]), " hidden: " + h.reason]))));
+    }
+    sections.push(section("favorites", "Favorites", [], favorites, null));
+    const total = data.providers.reduce((sum, group) => sum + group.models.length, 0);
     for (const group of data.providers) {
       const status = el("span", { class: "status", "data-status": group.status }, [group.status]);
       const extras = [el("span", { class: "kind" }, [group.kind]), status];
       const body = [];
       if (group.error) body.push(el("p", { class: "reason", "data-for": group.status }, [group.error]));
+      const hot = group.models.filter((m) => m.state === "loaded").length;
+      if (group.max_loaded && group.models.some((m) => m.state)) {
+        body.push(el("p", { class: "hint", "data-max-loaded": group.max_loaded }, [
+          "Holds " + plural(group.max_loaded, "model") + " at a time: choosing a cold model loads it first, "
+          + "and may unload " + (hot === 1 ? "the hot one" : "a hot one") + "."]));
+      }
       if (group.models.length) {
         body.push(el("ul", { class: "rows" }, group.models.map((m) => row(m, null))));
       } else if (group.status === "online" || group.status === "static") {
         body.push(note("No models."));
       }
-      sections.push(section(group.id, group.label, extras, body));
+      const open = group.id in collapsed ? !collapsed[group.id] : total <= AUTO_COLLAPSE;
+      const count = el("span", { class: "count" }, [
+        plural(group.models.length, "model") + (hot ? ", " + hot + " hot" : "")]);
+      sections.push(section(group.id, group.label, extras, body, { open, count }));
     }
     main.replaceChildren(...sections);
     main.setAttribute("aria-busy", "false");
@@ -198,6 +266,9 @@
 
   function rememberFocus() {
     const active = document.activeElement;
+    if (active && active.classList && active.classList.contains("toggle")) {
+      return { toggle: active.closest("[data-section]").dataset.section };
+    }
     const rowNode = active && active.closest ? active.closest("[data-model-id]") : null;
     if (!rowNode) return null;
     return {
@@ -210,6 +281,11 @@
 
   function restoreFocus(focus) {
     if (!focus) return;
+    if (focus.toggle) {
+      const button = main.querySelector('[data-section="' + CSS.escape(focus.toggle) + '"] button.toggle');
+      if (button) button.focus();
+      return;
+    }
     let target = rows().find((node) => node.dataset.modelId === focus.id
       && node.closest("[data-section]").dataset.section === focus.section);
     if (!target) target = rows()[Math.min(focus.index, rows().length - 1)];  // its row left: stay close by
@@ -217,8 +293,17 @@
     (focus.star && target.dataset.modelId === focus.id ? target.querySelector(".star") : target).focus();
   }
 
-  function rows() {
-    return Array.from(main.querySelectorAll("[data-model-id]"));
+  function rows() {  // the rows one can see (a collapsed group's are skipped)
+    return Array.from(main.querySelectorAll("[data-model-id]")).filter((node) => !node.closest("[hidden]"));
+  }
+
+  function toggleGroup(button) {
+    const id = button.closest("[data-section]").dataset.section;
+    const open = button.getAttribute("aria-expanded") !== "true";
+    collapsed[id] = !open;
+    saveCollapsed();
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    document.getElementById("body-" + id).hidden = !open;
   }
 
   // --- actions ----------------------------------------------------------------------------------------------
@@ -239,7 +324,10 @@
       const target = window.opener || (window.parent !== window ? window.parent : null);
       if (target) target.postMessage({ type: SELECT_EVENT, ...detail }, targetOrigin);
     }
-    setLive(live.dataset.live, "Chosen: " + model.id);
+    const group = catalog && catalog.providers.find((g) => g.id === model.provider);
+    const cold = model.state === "unloaded" || model.state === "sleeping";
+    setLive(live.dataset.live, "Chosen: " + model.id + (cold && group && group.max_loaded
+      ? " (cold: its first request loads it, and may unload a hot model)" : ""));
   }
 
   async function toggleFavorite(rowNode) {
@@ -276,6 +364,8 @@
   }
 
   main.addEventListener("click", (event) => {
+    const toggle = event.target.closest("button.toggle");
+    if (toggle) return toggleGroup(toggle);
     const rowNode = event.target.closest("[data-model-id]");
     if (!rowNode) return;
     if (event.target.closest(".star")) toggleFavorite(rowNode);
