@@ -31,6 +31,7 @@ from .settings import (
     OPENCODE_CONFIG_FILE,
     OPENCODE_CONTENT_ENV,
     OPENCODE_ENV,
+    REGISTRY_ENV,
     cache_ttl,
     default_state_dir,
     environ,
@@ -60,14 +61,35 @@ class Bridge:
 
     def __init__(self, registry: Registry, state_dir: Path, hooks: Hooks, kinds: dict[str, ProviderKind],
                  env: Mapping[str, str], ttl_s: float = DEFAULT_TTL_S) -> None:
-        registry = registry.bind(env)  # whether each provider is enabled is decided here, once
-        self.registry, self.state_dir, self.hooks, self.kinds, self.env = registry, state_dir, hooks, kinds, env
+        self.state_dir, self.hooks, self.kinds, self.env = state_dir, hooks, kinds, env
         self.cache = DiscoveryCache(state_dir)
         # No plugin implements context_window: the resolver skips the hook machinery for unknown contexts.
-        asks = self._context_hook if hooks.pm.hook.context_window.get_hookimpls() else None
-        self.fleet = FleetSource(registry, self.cache, self._lister, env, ttl_s, asks)
+        self._asks = self._context_hook if hooks.pm.hook.context_window.get_hookimpls() else None
+        # whether each provider is enabled is decided here, once (bind)
+        self.fleet = FleetSource(registry.bind(env), self.cache, self._lister, env, ttl_s, self._asks)
         self.favorites = Favorites(state_dir / FAVORITES_FILE, self.canonical_id)
+        self.registry_file: Path | None = None  # the file the registry was read from (None: given, or legacy env)
         self._notes: list[str] = []
+
+    @property
+    def registry(self) -> Registry:
+        """The registry (bound to the environment). Held by the fleet source alone, so a :meth:`reload` swaps
+        both in one assignment: no reader can see the new registry with the old fleet."""
+        return self.fleet.registry
+
+    def reload(self, registry: Registry, prepare: Callable[[FleetSource], None] | None = None) -> FleetSource:
+        """Replace the registry (``serve``'s watch of its file): a new :class:`FleetSource` over the same cache,
+        favorites and plugins. ``prepare`` gets it before it is swapped in (``serve`` publishes its first snapshot
+        there), so a request never reads a fleet nobody has published. Operations under way finish on their own
+        snapshot of the old one."""
+        old = self.fleet
+        fleet = FleetSource(registry.bind(self.env), self.cache, self._lister, self.env, old.ttl_s, self._asks,
+                            generation=old.generation)
+        fleet.on_asking, fleet.on_report = old.on_asking, old.on_report
+        if prepare is not None:
+            prepare(fleet)
+        self.fleet = fleet
+        return fleet
 
     @classmethod
     def load(cls, registry: str | os.PathLike[str] | Registry | None = None,
@@ -80,17 +102,21 @@ class Bridge:
         kinds: dict[str, ProviderKind] = {}
         # Plugins run before the defaults, so a plugin may replace a built-in kind of the same name.
         hooks.call("register_provider_kinds", register=lambda kind: kinds.setdefault(kind.name, kind))
+        file: str | os.PathLike[str] | None = None  # a Registry given as such is nobody's file
         if isinstance(registry, Registry):
             unknown = sorted({p.kind for p in registry.providers.values()} - set(kinds))
             if unknown:
                 raise RegistryError(registry.source, "$.providers", f"unknown provider kind {unknown[0]!r}",
                                     "use one of: " + ", ".join(sorted(kinds)))
         else:
+            file = registry or env.get(REGISTRY_ENV)
             registry = find_registry(registry, env, known_kinds=kinds)
         if ttl_s is None:
             ttl_s = cache_ttl(env[CACHE_TTL_ENV], CACHE_TTL_ENV) if env.get(CACHE_TTL_ENV) else DEFAULT_TTL_S
         folder = Path(state_dir) if state_dir else default_state_dir(env)
-        return cls(registry, folder, hooks, kinds, env, ttl_s)
+        bridge = cls(registry, folder, hooks, kinds, env, ttl_s)
+        bridge.registry_file = Path(file) if file else None  # the legacy env has no file to watch
+        return bridge
 
     @property
     def warnings(self) -> list[str]:
@@ -239,7 +265,7 @@ class Bridge:
         entries = []
         with bulk():
             for pid, report in reports.items():
-                provider = self.registry.providers[pid]
+                provider = state.registry.providers[pid]
                 models = [(m.id, state.resolver.facts(provider, m.id)) for m in listed_models(report)]
                 entries.append((provider, provider_entry(provider, self.kinds[provider.kind].npm, models)))
         return build_config(entries, self._adjust_entry), stale
@@ -274,7 +300,7 @@ class Bridge:
         route = state.resolve(model_id, purpose)  # the one parse of the ID
         self._refuse_unlisted(state, [model_id], [route])
         state.refuse_unavailable([route])
-        self._refuse_unreachable([route])
+        self._refuse_unreachable(state, [route])
         config, path = self._fleet_config(state)
         return self._dispatch(route, prompt, mode, opencode, config, path, options=options,
                               caller_content=caller_content)
@@ -318,12 +344,12 @@ class Bridge:
         return Dispatch(route=route, config_path=path, argv=argv, env=env, watch=functools.partial(self.watch, route),
                         notes=[content.warning] if content.warning else [])
 
-    def _refuse_unreachable(self, routes: Sequence[Route]) -> None:
+    def _refuse_unreachable(self, state: FleetState, routes: Sequence[Route]) -> None:
         """Probe each host now, even one discovery saw a moment ago (a cached answer may be 30 s old, and opencode
         would retry a refused host for a minute, saying nothing): refused or silent means no opencode started."""
         from .probe import check, probed
 
-        providers = {r.provider: self.registry.providers[r.provider] for r in routes}
+        providers = {r.provider: state.registry.providers[r.provider] for r in routes}
         asked = [(p, self.kinds[p.kind]) for p in providers.values() if probed(p, self.env)]
         gone = {probe.provider: probe for probe in check(asked, self.env) if not probe.answered}
         for route in routes:
@@ -359,7 +385,7 @@ class Bridge:
             seen[route.id] = model_id
         state.refuse_unavailable(routes)
         if locate_opencode:  # a match set up only to be shown starts nothing: its hosts need not be up now
-            self._refuse_unreachable(routes)
+            self._refuse_unreachable(state, routes)
         config, path = self._fleet_config(state)
         contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode,
                                       caller_content=caller_content)

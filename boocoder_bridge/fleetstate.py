@@ -145,7 +145,7 @@ class FleetSource:
     """
 
     def __init__(self, registry: Registry, cache: DiscoveryCache, lister: Lister, env: Mapping[str, str],
-                 ttl_s: float, context_hook: ContextHook | None = None) -> None:
+                 ttl_s: float, context_hook: ContextHook | None = None, generation: int = 0) -> None:
         self.registry, self.cache, self.lister, self.env, self.ttl_s = registry, cache, lister, env, ttl_s
         self.context_hook = context_hook
         self._discovery_lock = threading.Lock()  # one discovery at a time; callers that waited reuse its answers
@@ -157,12 +157,17 @@ class FleetSource:
         self._state: FleetState | None = None
         self._state_cache_generation = -1
         self._checked_at = 0.0
-        self._generation = 0
+        self._generation = generation  # a source that replaces another (a registry reload) counts on from it
         self._make_lock = threading.Lock()
         # A static report depends only on the bound registry: made once, so snapshots can tell "nothing changed"
         # by identity and keep their resolver (and its memoised routes).
         self._static = {pid: static_report(p) for pid, p in registry.providers.items() if not p.asks_host()}
         self.live = False  # set by serve's live loop: from then on only its published snapshots are served
+
+    @property
+    def generation(self) -> int:
+        """The newest snapshot's generation (each snapshot made counts one)."""
+        return self._generation
 
     # --- the snapshots -----------------------------------------------------------------------------
 

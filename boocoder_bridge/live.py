@@ -10,6 +10,14 @@ window that became known, without anybody asking again. So ``serve`` owns one :c
   gone); the stream reconnects with backoff, or at once when polling finds the host back; a host without one
   (404) is simply polled,
 - watches the favorites database, including writes by other processes,
+- watches its registry file (a stat call every ``REGISTRY_CHECK_S``): a valid edit is applied at once (new
+  providers' loops start, removed ones stop, changed ones restart; one new fleet source is swapped into the
+  Bridge, see :meth:`Bridge.reload`); an invalid edit or a deleted file keeps the last good registry and is said
+  in the log and in :attr:`LiveCatalog.registry_error` (``GET /api/providers``) until it is fixed,
+- watches the host of each provider it handed a dispatch plan for (``POST /api/dispatch``, ``/api/arena``), for a
+  lease of ``DISPATCH_LEASE_S`` renewed by each plan, with the probe of probe.py: a host that refuses (or stays
+  silent twice) is published as offline at once, so a host running opencode itself (ACP) can cancel it; a host
+  nobody dispatched to is never probed,
 - rebuilds the catalog after each of these and, when its JSON changed, publishes it as a new version.
 
 Clients read :attr:`LiveCatalog.current` (no request ever waits on a host) or follow :meth:`LiveCatalog.stream`.
@@ -42,9 +50,11 @@ from .catalog import Catalog
 from .errors import BridgeError
 from .hostdata import HostModel, ProviderReport
 from .kinds import PushUnsupported, has_push_channel
-from .registry import Provider
+from .probe import Watch
+from .registry import Provider, Registry, load_registry
 from .settings import (
     CLIENT_RETRY_MS,
+    DISPATCH_LEASE_S,
     EVENT_CHUNK_BYTES,
     FAVORITES_CHECK_S,
     FAVORITES_REREAD_S,
@@ -52,6 +62,8 @@ from .settings import (
     KEEPALIVE_S,
     PUSH_MESSAGES_PER_S,
     PUSH_REBUILD_S,
+    REGISTRY_CHECK_S,
+    REGISTRY_REREAD_S,
     RETRY_FIRST_S,
     RETRY_MAX_S,
     ROUND_MIN_S,
@@ -60,8 +72,11 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
     from .bridge import Bridge
-    from .fleetstate import FleetState
+    from .fleetstate import FleetSource, FleetState
     from .kinds import ModelState
 
 log = logging.getLogger("boocoder_bridge")
@@ -109,6 +124,12 @@ class LiveCatalog:
         self._reconnect: dict[str, asyncio.Event] = {}  # set: reopen a push channel without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pushed_rebuild: asyncio.TimerHandle | None = None  # a rebuild for push messages, due soon
+        self._provider_tasks: dict[str, list[asyncio.Task[None]]] = {}  # each provider's loops, stopped together
+        self._retired: set[asyncio.Task[None]] = set()  # loops of providers removed or changed, still ending
+        self.registry_error: str | None = None  # why the registry file's newest text is not applied (one line)
+        self._leases: dict[str, float] = {}  # provider -> monotonic time its dispatch watch ends (renewed per plan)
+        self._lease_tasks: dict[str, asyncio.Task[None]] = {}
+        self._gone_at: dict[str, float] = {}  # provider -> when its dispatch watch found the host gone
         self.clients = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -138,21 +159,41 @@ class LiveCatalog:
         bridge = self.bridge
         with contextlib.suppress(BridgeError):
             self.favorites = await asyncio.to_thread(bridge.list_favorites)
-        first: list[asyncio.Future[None]] = []
         self.reports = bridge.fleet.cached_reports(unseen="not checked yet")
-        for pid, provider in bridge.registry.providers.items():
-            if not provider.asks_host():
-                continue
-            self._pokes[pid] = asyncio.Event()
-            first.append(self._round(pid))
-            self._tasks.append(asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}"))
-            if has_push_channel(bridge.kinds[provider.kind]):
-                self._reconnect[pid] = asyncio.Event()
-                self._tasks.append(asyncio.create_task(self._watch_loop(provider), name=f"watch:{pid}"))
+        first = [self._start_provider(p) for p in bridge.registry.providers.values()]
         self._tasks.append(asyncio.create_task(self._favorites_loop(), name="live:favorites"))
+        if bridge.registry_file is not None:  # the legacy environment has no file to watch
+            self._tasks.append(asyncio.create_task(self._registry_loop(bridge.registry_file), name="live:registry"))
         self._rebuild()
-        if first:
-            await asyncio.wait(first, timeout=wait_s)
+        if rounds := [f for f in first if f is not None]:
+            await asyncio.wait(rounds, timeout=wait_s)
+
+    def _start_provider(self, provider: Provider) -> asyncio.Future[None] | None:
+        """Start a network provider's discovery loop (and its push channel's); returns its first round."""
+        if not provider.asks_host():
+            return None
+        pid = provider.id
+        self._pokes[pid] = asyncio.Event()
+        first = self._round(pid)
+        tasks = self._provider_tasks[pid] = [asyncio.create_task(self._provider_loop(provider), name=f"live:{pid}")]
+        if has_push_channel(self.bridge.kinds[provider.kind]):
+            self._reconnect[pid] = asyncio.Event()
+            tasks.append(asyncio.create_task(self._watch_loop(provider), name=f"watch:{pid}"))
+        return first
+
+    def _stop_provider(self, pid: str) -> None:
+        """Stop a provider's loops, push channel and dispatch watch, and forget what they said."""
+        for task in [*self._provider_tasks.pop(pid, []), *filter(None, [self._lease_tasks.pop(pid, None)])]:
+            task.cancel()
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        if (stream := self._streams.pop(pid, None)) is not None:
+            stream.cancel()
+        if (round_ := self._rounds.pop(pid, None)) is not None and not round_.done():
+            round_.set_result(None)  # nobody waiting on a refresh waits for a provider that left
+        for mapping in (self._pokes, self._reconnect, self.pushed, self._gone_at):
+            mapping.pop(pid, None)
+        self._discovered.discard(pid)
 
     def close(self) -> None:
         """End every event stream now (called when the server is asked to stop; safe from any thread)."""
@@ -169,10 +210,14 @@ class LiveCatalog:
         self._set_closing()
         if self._pushed_rebuild is not None:
             self._pushed_rebuild.cancel()
-        for task in self._tasks:
+        tasks = [*self._tasks, *(t for ts in self._provider_tasks.values() for t in ts), *self._lease_tasks.values(),
+                 *self._retired]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._provider_tasks.clear()
+        self._lease_tasks.clear()
         self.bridge.fleet.live = False  # nobody keeps the published snapshot current any more
 
     # --- what changes the state ----------------------------------------------------------------------------
@@ -213,17 +258,21 @@ class LiveCatalog:
                 self._rebuild()
 
     async def _provider_loop(self, provider: Provider) -> None:
-        fleet, failures = self.bridge.fleet, 0
+        failures = 0
         poke = self._pokes[provider.id]
         while not self._closing.is_set():
             poke.clear()
             round_ = self._round(provider.id)
             started = time.monotonic()
-            report = await fleet.discover_one(provider)
-            self._set_report(provider.id, report)
+            report = await self.bridge.fleet.discover_one(provider)  # the fleet of now: a reload may swap it
+            # An answer from before the dispatch watch found the host gone is older news than that: the watch
+            # poked this loop, whose next round asks again.
+            if not (report.available and self._gone_at.get(provider.id, -1.0) > started):
+                self._set_report(provider.id, report)
             if not round_.done():
                 round_.set_result(None)
-            await self._store(provider, report)
+            if self.reports.get(provider.id) is report:
+                await self._store(provider, report)
             failures = 0 if report.available else failures + 1
             delay = provider.refresh_s if not failures else min(
                 RETRY_FIRST_S * 2 ** (failures - 1), RETRY_MAX_S, provider.refresh_s)
@@ -239,7 +288,9 @@ class LiveCatalog:
             log.warning("%s", problem)
 
     def _set_report(self, pid: str, report: ProviderReport) -> None:
-        old = self.reports[pid]
+        old = self.reports.get(pid)
+        if old is None:  # a provider that left the registry
+            return
         came_back = report.available and not old.available
         self.reports[pid] = report
         if came_back and pid in self._reconnect:
@@ -267,16 +318,18 @@ class LiveCatalog:
                 await self._wait_for_change(provider.id)
                 continue
             except asyncio.CancelledError:
-                if self._closing.is_set() or not follow.cancelled():
+                stopped = (task := asyncio.current_task()) is not None and task.cancelling() > 0  # _stop_provider
+                if self._closing.is_set() or stopped or not follow.cancelled():
                     follow.cancel()
                     raise
                 # only the stream was cancelled: its host went down (see _set_report)
             except Exception as exc:  # a dropped or bad stream is routine: reconnect
                 log.debug("push channel of %s ended: %s", provider.id, exc)
             finally:
-                self._streams.pop(provider.id, None)
-                if self.pushed.pop(provider.id, None) is not None:
-                    self._rebuild()
+                if self._streams.get(provider.id) is follow:
+                    del self._streams[provider.id]
+                    if self.pushed.pop(provider.id, None) is not None:
+                        self._rebuild()
             reconnect = self._reconnect[provider.id]
             reconnect.clear()
             self.poke(provider.id)  # the stream ended: maybe the host is gone, look now
@@ -343,6 +396,125 @@ class LiveCatalog:
 
         tui = opencode_tui.model_json_path(self.bridge.env) if opencode_tui.enabled(self.bridge.env) else None
         return _stamp(self.bridge.favorites.path), _stamp(tui) if tui else None
+
+    # --- the registry file ----------------------------------------------------------------------------------
+
+    async def _registry_loop(self, path: Path) -> None:
+        """Apply edits of the registry file while serving (a stat call per ``REGISTRY_CHECK_S``)."""
+        stamp, reread_at = _stamp(path), time.monotonic() + REGISTRY_REREAD_S
+        while not self._closing.is_set():
+            await asyncio.sleep(REGISTRY_CHECK_S)
+            now_stamp = _stamp(path)
+            if now_stamp == stamp and time.monotonic() < reread_at:
+                continue
+            stamp, reread_at = now_stamp, time.monotonic() + REGISTRY_REREAD_S
+            try:
+                await self.reload_registry()
+            except Exception:  # a bug here must not end the watch, nor serve
+                log.exception("reloading the registry %s failed", path)
+
+    async def reload_registry(self) -> bool:
+        """Read the registry file again and apply it if it changed; returns whether the fleet changed.
+
+        A file that is invalid or gone keeps the last good registry: the problem (one line naming the file) is
+        logged once and kept in :attr:`registry_error` until a good file is read."""
+        path = self.bridge.registry_file
+        if path is None:
+            return False
+        try:
+            registry = await asyncio.to_thread(load_registry, path, self.bridge.kinds)
+        except BridgeError as exc:
+            problem = " ".join(str(exc).split())  # one line, whatever the message held
+            if problem != self.registry_error:
+                log.warning("registry not applied, still serving the last good one: %s", problem)
+            self.registry_error = problem
+            return False
+        if self.registry_error is not None:
+            log.warning("registry %s is valid again: applied", path)
+            self.registry_error = None
+        return self.apply_registry(registry)
+
+    def apply_registry(self, registry: Registry) -> bool:
+        """Swap in ``registry``: new providers' loops start, removed ones' stop, changed ones' restart (their
+        dispatch watch too); unchanged ones keep running. Clients get a new catalog version if it changed."""
+        bridge = self.bridge
+        old, new = bridge.registry, registry.bind(bridge.env)
+        # Compared as JSON (settings and their order), not as objects: where the file was named from is no change.
+        if new.model_dump_json() == old.model_dump_json():
+            return False  # the same fleet (the periodic reread, an editor saving it unchanged, only whitespace)
+        redo = {pid for pid, p in old.providers.items()  # removed or changed
+                if pid not in new.providers or new.providers[pid].model_dump_json() != p.model_dump_json()}
+        added = {pid for pid in new.providers if pid not in old.providers}
+        leased = {pid: self._leases[pid] for pid in redo if pid in self._leases and pid in new.providers}
+        for pid in redo:
+            self._stop_provider(pid)
+            self._leases.pop(pid, None)
+
+        def prepare(fleet: FleetSource) -> None:  # before any request can read the new fleet
+            cached = fleet.cached_reports(unseen="not checked yet")
+            self.reports = {pid: cached[pid] if pid in redo | added else self.reports[pid]
+                            for pid in fleet.registry.providers}
+            self.state = fleet.publish({pid: self._effective(pid) for pid in fleet.registry.providers},
+                                       self.favorites)
+
+        bridge.reload(registry, prepare)
+        for pid in new.providers:
+            if pid in redo | added:
+                self._start_provider(bridge.registry.providers[pid])
+        for pid, until in leased.items():
+            self._leases[pid] = until
+            self._lease_tasks[pid] = asyncio.create_task(self._lease_loop(pid), name=f"lease:{pid}")
+        removed, changed = redo - new.providers.keys(), redo & new.providers.keys()
+        log.warning("registry %s applied: added %s, removed %s, changed %s", bridge.registry_file,
+                    *(", ".join(sorted(pids)) or "none" for pids in (added, removed, changed)))
+        self._rebuild()
+        return True
+
+    # --- hosts of dispatches in flight -------------------------------------------------------------------------
+
+    def watch_dispatch(self, providers: Iterable[str]) -> None:
+        """A dispatch plan was handed out for ``providers``: probe their hosts for ``DISPATCH_LEASE_S`` from now
+        (renewing a lease under way). Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._lease, list(providers))
+
+    def _lease(self, providers: list[str]) -> None:
+        until = time.monotonic() + DISPATCH_LEASE_S
+        for pid in providers:
+            if self._closing.is_set() or pid not in self.bridge.registry.providers:
+                continue
+            self._leases[pid] = until
+            task = self._lease_tasks.get(pid)
+            if task is None or task.done():
+                self._lease_tasks[pid] = asyncio.create_task(self._lease_loop(pid), name=f"lease:{pid}")
+
+    async def _lease_loop(self, pid: str) -> None:
+        """Probe ``pid``'s host until its lease ends or the host is gone (probe.Watch: refused at once, silent
+        twice); a loss ends the lease (the dispatch on it is over) and is published at once."""
+        provider = self.bridge.registry.providers[pid]
+        watch = Watch(provider, self.bridge.kinds[provider.kind], self.bridge.env)
+        probing = asyncio.create_task(watch.run(), name=f"probe:{pid}")
+        try:
+            while not probing.done() and (left := self._leases.get(pid, 0.0) - time.monotonic()) > 0:
+                await asyncio.wait([probing], timeout=left)
+        finally:
+            probing.cancel()
+            await asyncio.wait([probing])  # its connection closed before this lease ends
+        if self._lease_tasks.get(pid) is asyncio.current_task():
+            del self._lease_tasks[pid]
+            self._leases.pop(pid, None)
+        if watch.reason is not None:
+            self._host_gone(pid, watch.reason)
+
+    def _host_gone(self, pid: str, reason: str) -> None:
+        """Publish ``pid`` as offline now (not at its discovery loop's next turn) and have it asked again."""
+        if pid not in self.reports:
+            return
+        reason = reason.removeprefix(f"provider {pid}: ")
+        log.warning("provider %s: host gone while a dispatch on it may run: %s", pid, reason)
+        self._gone_at[pid] = time.monotonic()
+        self._set_report(pid, ProviderReport(provider=pid, status="offline", error=reason, fetched_at=time.time()))
+        self.poke(pid)
 
     # --- the published catalog -----------------------------------------------------------------------------
 

@@ -142,13 +142,18 @@ class Watch:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._loop())
+            asyncio.run(self.run())
         except Exception:  # the watch is a safety net: its own failure must never end the user's task
             log.debug("watch of %s failed", self.provider.id, exc_info=True)
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
+        """The watch on the caller's event loop (``serve`` runs one per provider it handed a plan for): returns
+        once the host is gone (``on_gone`` called from this loop) or :meth:`stop` was called; cancel it to end it
+        at once. Returns at once for a provider that is never probed."""
         from .discovery import HostClient
 
+        if not probed(self.provider, self.env):
+            return
         missed = 0
         async with HostClient.connect(self.provider, self.env) as client:
             while not self._stopped.is_set():

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,12 +44,15 @@ from .routing import Purpose, Route
 from .settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DISPATCH_LEASE_S,
     HOST_LANE_THREADS,
     MAX_ID_CHARS,
     MAX_REQUEST_BYTES,
     SERVE_SEND_BUFFER_BYTES,
     SERVE_STALL_DROP_S,
     TOKEN_ENV,
+    WATCH_INTERVAL_S,
+    WATCH_MISSES,
 )
 
 log = logging.getLogger("boocoder_bridge")
@@ -62,6 +65,9 @@ class FavoritesBody(BaseModel):
 
 class ProvidersBody(BaseModel):
     providers: list[ProviderRow]
+    registry_error: str | None = Field(default=None, description=(
+        "why serve still runs the last good registry: the registry file's newest text is invalid or the file is "
+        "gone (one line naming the file, the JSON path and the fix); null when the file as it is now is applied"))
 
 
 class Health(BaseModel):
@@ -110,6 +116,22 @@ EVENTS_DOC = {
                                 "contentSchema": {"$ref": "#/components/schemas/CatalogEvent"}}},
         "required": ["event", "id", "data"]}}},
 }
+
+DISPATCH_DOC = f"""``Bridge.dispatch``: how to start opencode on ``model`` (hooks applied). Start ``argv`` with your
+environment updated by ``env``. Refuses an unlisted ID (422), a disabled provider (409) and an offline one (503)
+before anything starts; the provider's host is probed now, so a host that went away a moment ago is refused here.
+
+**While your opencode runs** (``mode: acp``, or ``argv`` started by you): opencode itself retries a host that went
+away for a minute or more, saying nothing. So from each plan on, for {DISPATCH_LEASE_S / 60:g} minutes (renewed by
+every new plan for the same provider, from ``/api/dispatch`` or ``/api/arena``), serve probes that provider's
+host every {WATCH_INTERVAL_S:g} s. A refused connection, or {WATCH_MISSES} probes in a row without an answer, is
+published at once as a new version on ``GET /api/events``, in which the provider's group (``catalog.providers[]``
+with ``id`` = ``route.provider``) has ``status: "offline"`` and ``error`` saying what the probe met, typically
+within 2 s of the host going away. To cancel: keep ``GET /api/events`` open while the task runs; on each event,
+look up your route's provider; if its ``status`` is not ``online`` or ``static``, stop the opencode you started
+(its whole process group: SIGTERM, then SIGKILL) or, in ACP, send ``session/cancel``, and report the provider and
+its ``error`` to the user. A host that is merely slow keeps answering the probe and is never reported offline.
+Providers not asked over the network (``discover: false``) and those with ``probe_timeout_s: 0`` are not probed."""
 
 
 class _AnyText(Convertor[str]):
@@ -272,10 +294,12 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
     @app.get("/api/providers", response_model=ProvidersBody, responses=_ERRORS)
     async def providers(refresh: bool = False) -> ProvidersBody:
         """Each provider's settings and live status: the same rows as ``boocoder-bridge providers --json``
-        (in ``serve``, from the live state, like ``/api/models``)."""
+        (in ``serve``, from the live state, like ``/api/models``). ``registry_error``: why an edit of the registry
+        file is not applied (serve keeps running the last good registry until the file is fixed)."""
         if refresh and catalog.running:
             await catalog.refresh()
-        return ProvidersBody(providers=bridge.fleet.current().rows())
+        return ProvidersBody(providers=bridge.fleet.current().rows(),
+                             registry_error=catalog.registry_error if catalog.running else None)
 
     @app.get("/api/events", responses={200: EVENTS_DOC, **_errors(503)})
     async def events(last_event_id: str | None = Header(default=None, max_length=200)) -> Response:
@@ -338,18 +362,17 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
         config = (await lane.run(bridge.opencode_config, offline))[0]
         return StreamingResponse(render_pieces(config), media_type="application/json")  # 42 MB at 50k models
 
-    @app.post("/api/dispatch", response_model=DispatchPlan, responses=_errors(400, 409, 413, 422, 503))
+    @app.post("/api/dispatch", response_model=DispatchPlan, responses=_errors(400, 409, 413, 422, 503),
+              description=DISPATCH_DOC)
     async def dispatch(body: DispatchRequest) -> DispatchPlan:
-        """``Bridge.dispatch``: how to start opencode on ``model`` (hooks applied). Start ``argv`` with your
-        environment updated by ``env``. Refuses an unlisted ID (422), a disabled provider (409) and an offline
-        one (503) before anything starts."""
-
         def plan() -> DispatchPlan:
             done = bridge.dispatch(body.model, body.prompt, mode=body.mode,
                                    caller_content=body.opencode_config_content or "")
             return DispatchPlan.of(done, _warnings(bridge, done))
 
-        return await lane.run(plan)
+        answer = await lane.run(plan)
+        catalog.watch_dispatch([answer.route.provider])  # its host is probed while the task may run
+        return answer
 
     @app.post("/api/arena", response_model=ArenaPlan, responses=_errors(400, 409, 413, 422, 503))
     async def arena(body: ArenaRequest) -> ArenaPlan:
@@ -361,7 +384,9 @@ def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT
             match = bridge.arena_match(body.models, caller_content=body.opencode_config_content or "")
             return ArenaPlan.of(match, _warnings(bridge, *match.contestants))
 
-        return await lane.run(plan)
+        answer = await lane.run(plan)
+        catalog.watch_dispatch(dict.fromkeys(c.route.provider for c in answer.contestants))
+        return answer
 
     @app.get("/api/compaction", response_model=CompactionChoice, responses=_errors(409, 422))
     async def compaction(session: str = Query(max_length=MAX_ID_CHARS, description=ID_RULES),

@@ -114,6 +114,11 @@ PUSH_MESSAGES_PER_S = 20  # a push channel is read at most this fast; a flood wa
 ROUND_MIN_S = 1.0  # a provider is discovered (and its answer written to the cache) at most once per this long
 KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often
 CLIENT_RETRY_MS = 2000  # the reconnect delay the stream asks EventSource clients to use
+REGISTRY_CHECK_S = 1.0  # how often serve looks at its registry file (a stat call: inode, mtime, size)
+REGISTRY_REREAD_S = 10.0  # and reads it in full even if it looks unchanged (coarse file timestamps)
+# serve probes the host of each dispatch plan's provider (every WATCH_INTERVAL_S) this long, renewed by each new
+# plan for that provider; a host found gone is pushed as offline on GET /api/events (live.py)
+DISPATCH_LEASE_S = 600.0  # serve probes the host of a provider it handed a dispatch plan for this long after it
 
 # server.py
 HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them

@@ -63,10 +63,11 @@ class Fleet:
 
 @contextmanager
 def serve_fleet(folder: Path, providers: dict[str, dict[str, Any]], hosts: dict[str, Host],
-                default: str | None = None, token: str | None = None) -> Iterator[Fleet]:
+                default: str | None = None, token: str | None = None, env: dict[str, str] | None = None
+                ) -> Iterator[Fleet]:
     registry = folder / "fleet.json"
     registry.write_text(json.dumps({"default_provider": default or next(iter(providers)), "providers": providers}))
-    env = {k: v for k, v in os.environ.items() if k != "BOOCODER_BRIDGE_TOKEN"}
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "BOOCODER_BRIDGE_TOKEN"}
     if token is not None:
         env["BOOCODER_BRIDGE_TOKEN"] = token
     process, url = start_server(registry, folder / "state", env=env)
