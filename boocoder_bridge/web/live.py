@@ -19,7 +19,7 @@ only slows itself. Its frames (the next version's, and the full snapshot a new c
 version, whoever asks, from the catalog JSON already encoded: 200 clients connecting at once on a 9,000-model
 catalog each encoded it again before (8.6 ms each, all on the event loop). A frame goes out in
 ``EVENT_CHUNK_BYTES`` pieces, so a client that stops reading holds one piece, not a copy of the frame (the
-socket limits are set in server.py).
+socket limits are set in app.py).
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from . import sse
-from .catalog import Catalog
-from .errors import BridgeError
-from .hostdata import HostModel, ProviderReport
-from .kinds import PushUnsupported, has_push_channel
-from .registry import Provider
-from .settings import (
+from .. import sse
+from ..catalog import Catalog
+from ..errors import BridgeError
+from ..kinds import PushUnsupported, has_push_channel
+from ..registry import Provider
+from ..reports import HostModel, ProviderReport
+from ..settings import (
     CLIENT_RETRY_MS,
     EVENT_CHUNK_BYTES,
     FAVORITES_CHECK_S,
@@ -60,9 +60,9 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
-    from .bridge import Bridge
-    from .fleetstate import FleetState
-    from .kinds import ModelState
+    from ..bridge import Bridge
+    from ..fleetstate import FleetState
+    from ..kinds import ModelState
 
 log = logging.getLogger("boocoder_bridge")
 
@@ -339,7 +339,7 @@ class LiveCatalog:
 
     def _favorites_stamp(self) -> tuple[Any, ...]:
         """Changes whenever another process writes the favorites database or opencode's TUI list."""
-        from . import opencode_tui
+        from ..opencode import tui as opencode_tui
 
         tui = opencode_tui.model_json_path(self.bridge.env) if opencode_tui.enabled(self.bridge.env) else None
         return _stamp(self.bridge.favorites.path), _stamp(tui) if tui else None
