@@ -364,7 +364,7 @@ def memo_capacity(bridge: Any) -> int | None:
 def bench_phases(fleet: Fleet) -> dict[str, float]:
     """In-process CPU cost of each step over a warm cache (a new Bridge each time, as a CLI process has)."""
     from boocoder_bridge import Bridge
-    from boocoder_bridge.opencode import render
+    from boocoder_bridge.opencode.config import render
 
     def timed(action: Callable[[], object]) -> float:
         started = time.process_time()
@@ -509,7 +509,7 @@ SERVER_SCRIPT = """
 import json, socket, sys
 import uvicorn
 from boocoder_bridge import Bridge
-from boocoder_bridge.server import create_app
+from boocoder_bridge.web.app import create_app
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 # as on the sockets `serve` makes itself: without it, small answers wait out the peer's delayed ACK (~40 ms)

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from .bridge import Bridge, Compaction
     from .catalog import Catalog, CatalogGroup, CatalogModel
     from .discovery import HostClient
-    from .dispatch import Answer, ArenaMatch, Dispatch
     from .errors import (
         BridgeError,
         HostError,
@@ -29,11 +28,12 @@ if TYPE_CHECKING:
         StateError,
     )
     from .hookspecs import hookimpl
-    from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, safe_text
     from .ids import ModelRef
     from .kinds import ModelState, ProviderKind, PushUnsupported
+    from .opencode.runner import Answer, ArenaMatch, Dispatch
     from .probe import Watch
     from .registry import Provider, Registry
+    from .reports import HostModel, ProviderReport, load_json, parse_model_list, positive_int, safe_text
     from .routing import Route
     from .settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
     from .sse import read_events
@@ -91,13 +91,13 @@ _LAZY = {
     **dict.fromkeys(("Catalog", "CatalogGroup", "CatalogModel"), "catalog"),
     "HostClient": "discovery",
     "Watch": "probe",
-    **dict.fromkeys(("Answer", "ArenaMatch", "Dispatch"), "dispatch"),
+    **dict.fromkeys(("Answer", "ArenaMatch", "Dispatch"), "opencode.runner"),
     **dict.fromkeys(("BridgeError", "HostError", "HostLostError", "ModelIdError", "OpencodeNotFoundError",
                      "OpencodeTimeoutError", "PluginError", "ProviderOfflineError", "ProviderUnavailableError",
                      "Refused", "RegistryError", "ServeError", "StateError"), "errors"),
     "hookimpl": "hookspecs",
     **dict.fromkeys(("HostModel", "ProviderReport", "load_json", "parse_model_list", "positive_int", "safe_text"),
-                    "hostdata"),
+                    "reports"),
     "ModelRef": "ids",
     **dict.fromkeys(("ModelState", "ProviderKind", "PushUnsupported"), "kinds"),
     **dict.fromkeys(("Provider", "Registry"), "registry"),

@@ -18,11 +18,11 @@ from .catalog import Catalog, listed_models
 from .errors import BridgeError, ModelIdError, ProviderOfflineError, RegistryError
 from .favorites import Favorites
 from .fleetstate import FleetSource, FleetState, ProviderRow
-from .hostdata import ProviderReport, positive_int
 from .kinds import ProviderKind
-from .opencode import build_config, compaction_works, dispatch_content, provider_entry, write_config
+from .opencode.config import build_config, compaction_works, dispatch_content, provider_entry, write_config
 from .plugins import Hooks, get_plugin_manager
 from .registry import Provider, Registry, find_registry
+from .reports import ProviderReport, positive_int
 from .routing import Resolver, Route
 from .settings import (
     CACHE_TTL_ENV,
@@ -38,8 +38,9 @@ from .settings import (
 )
 
 if TYPE_CHECKING:  # loaded on use: subprocess, threads and opencode's files cost a warm resolve nothing
-    from . import idcheck, opencode_tui
-    from .dispatch import ArenaMatch, Dispatch, Mode
+    from . import idcheck
+    from .opencode import tui as opencode_tui
+    from .opencode.runner import ArenaMatch, Dispatch, Mode
     from .probe import Watch
 
 
@@ -180,8 +181,8 @@ class Bridge:
     def sync_opencode_tui(self) -> opencode_tui.SyncResult | None:
         """Merge the favorites with opencode's TUI picker (``model.json``), unless opted out. Never raises: a
         problem becomes a warning, because the TUI's list is a mirror, not the bridge's own data. A damaged
-        favorites database stops it before anything is written (see opencode_tui)."""
-        from . import opencode_tui
+        favorites database stops it before anything is written (see opencode/tui.py)."""
+        from .opencode import tui as opencode_tui
 
         if not opencode_tui.enabled(self.env):
             return None
@@ -196,7 +197,7 @@ class Bridge:
     @property
     def tui_sync_enabled(self) -> bool:
         """Whether the favorites are mirrored into opencode's TUI (``BOOCODER_BRIDGE_OPENCODE_TUI`` opts out)."""
-        from . import opencode_tui
+        from .opencode import tui as opencode_tui
 
         return opencode_tui.enabled(self.env)
 
@@ -213,7 +214,7 @@ class Bridge:
         ``note_pending`` adds a warning when the TUI's list changed since the last sync (``favorites list``)."""
         stored = self.favorites.list()
         if note_pending and self.tui_sync_enabled:
-            from . import opencode_tui
+            from .opencode import tui as opencode_tui
 
             if opencode_tui.pending(stored, self.registry.providers, self.state_dir, self.env):
                 self._notes.append("opencode's TUI favorites changed since the last sync; run `boocoder-bridge "
@@ -323,7 +324,7 @@ class Bridge:
                   options: Sequence[str] = (), caller_content: str | None = None) -> Dispatch:
         import functools
 
-        from .dispatch import Dispatch, find_opencode
+        from .opencode.runner import Dispatch, find_opencode
 
         binary = find_opencode(opencode, self.env) if locate_opencode else (
             opencode or self.env.get(OPENCODE_ENV) or "opencode")  # shown, not run: need not exist here
@@ -390,7 +391,7 @@ class Bridge:
         contestants = [self._dispatch(r, (), "run", opencode, config, path, locate_opencode,
                                       caller_content=caller_content)
                        for r in routes]
-        from .dispatch import ArenaMatch
+        from .opencode.runner import ArenaMatch
 
         match = ArenaMatch(contestants=contestants, config_path=path)
         self.hooks.call("arena_match", match=match)

@@ -19,8 +19,8 @@ from . import completion
 from .bulk import FieldsSetPool, bulk
 from .errors import StateError
 from .files import DISK_FULL_TEXT, ReadRefused, atomic_write, read_capped
-from .hostdata import ProviderReport
 from .registry import Provider
+from .reports import ProviderReport
 from .settings import CACHE_FILE, COMPLETION_FILE, MAX_CACHE_BYTES, STATE_DIR_ENV
 
 CACHE_VERSION = 2

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict
 
 from .bulk import FieldsSetPool
-from .hostdata import AVAILABLE, HostModel, LoadState, ProviderReport, Status
 from .ids import Spellings, exact_spelling
 from .registry import Registry
+from .reports import AVAILABLE, HostModel, LoadState, ProviderReport, Status
 from .routing import Resolver
 
 LAZY = ConfigDict(defer_build=True)  # built on first use, not on import: a warm `resolve` never makes a catalog

@@ -150,7 +150,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .opencode import render_pieces, window_notes, write_config
+    from .opencode.config import render_pieces, window_notes, write_config
 
     bridge = _bridge(args)
     bridge.sync_opencode_tui()  # opencode is about to be started with this config: its TUI shows the fleet's stars
@@ -231,7 +231,7 @@ def _sync_favorites(bridge: Bridge) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .dispatch import run_attached
+    from .opencode.runner import run_attached
 
     _stop_on_hangup()
     bridge = _bridge(args)
@@ -241,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_arena(args: argparse.Namespace) -> int:
-    from .dispatch import run_match
+    from .opencode.runner import run_match
 
     bridge = _bridge(args)
     match = bridge.arena_match(args.ids, opencode=args.opencode, locate_opencode=args.prompt is not None)
@@ -275,7 +275,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|
 
 def _plain(text: str) -> str:
     """An answer as table text: opencode's colour codes dropped, any other control character made visible."""
-    from .hostdata import safe_text
+    from .reports import safe_text
 
     return safe_text(_ANSI.sub("", text), limit=10 * len(text) + 1)  # room for every escape: never cut
 
@@ -325,7 +325,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from .server import serve
+        from .web.app import serve
     except ImportError:
         raise BridgeError("serve needs the server extra: pip install 'boocoder-bridge[server]'") from None
     bridge = _bridge(args)
@@ -352,7 +352,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_opencode_plugin(args: argparse.Namespace) -> int:
-    from . import opencode_plugin
+    from .opencode import plugin as opencode_plugin
     from .settings import environ
 
     if args.action == "install":

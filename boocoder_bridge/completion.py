@@ -98,7 +98,7 @@ def fast_ids(prefix: str, registry: str | None, state_dir: str | None, env: Mapp
             raise Stale("unexpected shape")
         if entry.get("enabled_if_env") and not env.get(entry["enabled_if_env"]):
             continue
-        if entry.get("discover", True) is False:  # listed in the registry alone (hostdata.static_report)
+        if entry.get("discover", True) is False:  # listed in the registry alone (reports.static_report)
             ids += [f"{pid}/{name}" for name in _static_names(entry)]
         elif isinstance(base_url := entry.get("base_url"), str) and cached.get(pid) == base_url.rstrip("/"):
             kept.add(pid)

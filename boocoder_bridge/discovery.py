@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from .errors import HostError
-from .hostdata import HostModel, ProviderReport, load_json, parse_model_list, positive_int, static_report
 from .registry import Provider, Registry
+from .reports import HostModel, ProviderReport, load_json, parse_model_list, positive_int, static_report
 from .settings import (
     CONNECTIONS_PER_HOST,
     MAX_BODY_BYTES,

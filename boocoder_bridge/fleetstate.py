@@ -14,7 +14,7 @@ when read, a generation and the resolver built from them; a ``Bridge`` operation
 - **stored**: every answer goes to the cache file, which other processes (the CLI, ``generate --offline``) read.
 - **stale**: the opencode config names the providers whose models come from a last known (not live) answer.
 
-The CLI takes snapshots through the cache and its TTL; ``serve``'s live loop (live.py) publishes its own with
+The CLI takes snapshots through the cache and its TTL; ``serve``'s live loop (web/live.py) publishes its own with
 :meth:`FleetSource.publish`, and from then on every request reads the published one.
 """
 
@@ -33,8 +33,8 @@ from .bulk import bulk
 from .cache import DiscoveryCache
 from .catalog import Catalog, build_catalog, why_hidden
 from .errors import ProviderOfflineError, ProviderUnavailableError
-from .hostdata import ProviderReport, Status, static_report
 from .registry import Provider, Registry
+from .reports import ProviderReport, Status, static_report
 from .routing import ContextHook, Resolver, Route
 from .settings import CACHE_CHECK_INTERVAL_S
 

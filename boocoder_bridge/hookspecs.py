@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .dispatch import ArenaMatch
     from .kinds import ProviderKind
+    from .opencode.runner import ArenaMatch
     from .registry import Provider
     from .routing import Route
 

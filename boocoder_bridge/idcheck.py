@@ -22,9 +22,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .hostdata import ProviderReport
 from .ids import ModelRef, Spellings, show_form
 from .registry import Registry
+from .reports import ProviderReport
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .hostdata import HostModel, LoadState, parse_model_list
+from .reports import HostModel, LoadState, parse_model_list
 
 if TYPE_CHECKING:
     from .discovery import HostClient

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from .bulk import FieldsSetPool, bulk
 from .errors import ModelIdError, ProviderUnavailableError
-from .hostdata import HostModel, ProviderReport
 from .ids import Spellings
 from .registry import Provider, Registry
+from .reports import HostModel, ProviderReport
 from .settings import PURPOSES
 
 Purpose = Literal[PURPOSES]  # type: ignore[valid-type]  # a tuple subscript: Literal["dispatch", "arena", ...]

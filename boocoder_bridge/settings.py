@@ -101,7 +101,7 @@ PURPOSES: tuple[str, ...] = ("dispatch", "arena", "compaction", "task", "context
 # request, so one pool for 256 hosts costs seconds of CPU. A host's own pool also bounds its concurrent requests.
 CONNECTIONS_PER_HOST = 4
 
-# live.py: serve's live catalog
+# web/live.py: serve's live catalog
 STARTUP_WAIT_S = 3.0  # serve starts answering after the first round, or this long at most
 JITTER = 0.1  # every wait is stretched or shrunk by up to 10 %
 RETRY_FIRST_S = 0.5  # a provider that is down is asked again after 0.5, 1, 2, 4 s ...
@@ -120,10 +120,10 @@ REGISTRY_REREAD_S = 10.0  # and reads it in full even if it looks unchanged (coa
 # plan for that provider; a host found gone is pushed as offline on GET /api/events (live.py)
 DISPATCH_LEASE_S = 600.0  # serve probes the host of a provider it handed a dispatch plan for this long after it
 
-# server.py
+# web/app.py
 HOST_LANE_THREADS = 8  # threads for requests that may ask hosts; the rest of the server never waits for them
 
-# opencode.py: the limits policy (plan_limit)
+# opencode/config.py: the limits policy (plan_limit)
 DEFAULT_OUTPUT_SHARE = 4  # output budget: a quarter of the window
 MAX_OUTPUT_SHARE = 2  # a configured max_output is clamped to half the window
 DEFAULT_HEADROOM_SHARE = 8  # headroom: an eighth of the window ...

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import boocoder_bridge
 from boocoder_bridge import errors
@@ -76,3 +78,25 @@ def test_the_layers_contract_catches_an_upward_import(tmp_path) -> None:
     (tmp_path / "swapped.ini").write_text("\n".join(lines) + "\n", encoding="utf-8")
     done = _lint_imports("--config", str(tmp_path / "swapped.ini"))
     assert done.returncode != 0 and "boocoder_bridge.bridge -> boocoder_bridge.fleetstate" in done.stdout, done.stdout
+
+
+def test_built_in_plugins_use_only_the_public_api() -> None:
+    """A third party can do all a built-in plugin does: built-ins import ``boocoder_bridge`` (its ``__all__``) and
+    each other, never an inner module (``boocoder_bridge.settings`` slipped in once)."""
+    folder = Path(boocoder_bridge.__file__).parent / "default_plugins"
+    inner = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("boocoder_"):
+                module = node.module or ""
+                if module != "boocoder_bridge" and not module.startswith("boocoder_bridge.default_plugins"):
+                    inner.append(f"{path.name}: from {module} import ...")
+                elif module == "boocoder_bridge":
+                    inner += [f"{path.name}: {a.name} is not public" for a in node.names
+                              if a.name not in boocoder_bridge.__all__]
+            elif isinstance(node, ast.ImportFrom) and node.level > 0:
+                inner.append(f"{path.name}: a relative import")
+            elif isinstance(node, ast.Import):
+                inner += [f"{path.name}: import {a.name}" for a in node.names
+                          if a.name.startswith("boocoder_bridge.") and "default_plugins" not in a.name]
+    assert inner == []

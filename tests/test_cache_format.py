@@ -89,7 +89,7 @@ def test_cli_json_is_what_json_dumps_writes(fleet, run_cli) -> None:
 def test_render_skips_brace_escaping_only_when_it_changes_nothing(name) -> None:
     from pydantic_core import to_json
 
-    from boocoder_bridge import opencode
+    from boocoder_bridge.opencode import config as opencode
 
     config = {"$schema": opencode.SCHEMA_URL, "provider": {"p": {
         "options": {"apiKey": "{env:OWN_KEY}", "baseURL": "http://h/v1"}, "models": {"m": {"name": name}}}}}
@@ -134,7 +134,7 @@ def test_an_answer_stored_while_the_resolver_is_built_is_not_missed(fleet, monke
     """Regression: in serve, the live loop stores answers from a worker thread while a request thread builds
     the resolver. The resolver took the cache generation after reading the reports, so a store in between
     marked the old reports as current and the routes stayed stale until the cache changed again."""
-    from boocoder_bridge.hostdata import HostModel, ProviderReport
+    from boocoder_bridge.reports import HostModel, ProviderReport
 
     path, _, _ = fleet
     bridge = Bridge.load(path)

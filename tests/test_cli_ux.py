@@ -19,7 +19,7 @@ import pytest
 
 from boocoder_bridge import __version__
 from boocoder_bridge.cli import build_parser
-from boocoder_bridge.opencode import PIECE_BYTES
+from boocoder_bridge.opencode.config import PIECE_BYTES
 from tests.conftest import run_process
 
 
@@ -290,7 +290,7 @@ def test_arena_without_prompt_needs_no_opencode(run_cli, fleet, monkeypatch, tmp
 
 def test_arena_table_has_no_colour_codes_and_shows_other_controls() -> None:
     from boocoder_bridge.cli import _side_by_side
-    from boocoder_bridge.dispatch import Answer
+    from boocoder_bridge.opencode.runner import Answer
 
     table = _side_by_side([Answer("a/x", 0, 1.0, "\x1b[32mgreen\x1b[0m and \x1b]8;;http://x\x07link\x1b]8;;\x07"),
                            Answer("b/y", 0, 2.0, "bell\x07 here")])

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boocoder_bridge import Bridge, HostModel, ProviderReport, live
+from boocoder_bridge import Bridge, HostModel, ProviderReport
 from boocoder_bridge.settings import SERVE_SEND_BUFFER_BYTES, SERVE_STALL_DROP_S
+from boocoder_bridge.web import live
 from tests.fakehost import llama_swap_body
 from tests.live_fleet import EventReader, Host, favorite_ids, serve_fleet
 
@@ -81,7 +82,7 @@ async def _first_frame(stream) -> bytes:
 
 
 def test_connections_get_a_bounded_send_buffer_and_a_stall_timeout() -> None:
-    from boocoder_bridge.server import bind
+    from boocoder_bridge.web.app import bind
 
     listener = bind("127.0.0.1", 0)
     try:

@@ -356,7 +356,7 @@ def test_a_body_of_tiny_containers_is_refused_before_it_is_parsed() -> None:
     import tracemalloc
 
     from boocoder_bridge.errors import HostError
-    from boocoder_bridge.hostdata import load_json
+    from boocoder_bridge.reports import load_json
     from boocoder_bridge.settings import MAX_BODY_BYTES, MAX_JSON_CONTAINERS
 
     body = b"[" + b"[]," * (MAX_BODY_BYTES // 3 - 1) + b"[]]"

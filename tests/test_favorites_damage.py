@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boocoder_bridge.opencode_tui import BASE_FILE
+from boocoder_bridge.opencode.tui import BASE_FILE
 from boocoder_bridge.settings import FAVORITES_FILE
 from tests.helpers import Result, run_process
 from tests.test_server import start_server

@@ -268,7 +268,7 @@ def test_read_capped_reads_a_whole_file_in_one_read_and_never_past_the_cap(tmp_p
 def test_an_unchanged_config_is_left_alone_even_in_a_read_only_folder(tmp_path) -> None:
     """``write_config`` compares piece by piece before it writes: an unchanged file keeps its mtime and needs
     no temp file (so a read-only folder is no error); a difference in the last piece is still written."""
-    from boocoder_bridge.opencode import render, write_config
+    from boocoder_bridge.opencode.config import render, write_config
 
     config = {"provider": {"p": {"models": {f"m{i}": {"name": "x" * i} for i in range(300)}}}}
     with contextlib.ExitStack() as stack:

@@ -14,8 +14,8 @@ from boocoder_bridge import HostError
 from boocoder_bridge.cli import main
 from boocoder_bridge.default_plugins.llama_swap import parse_models
 from boocoder_bridge.errors import RegistryError
-from boocoder_bridge.hostdata import load_json, safe_text
 from boocoder_bridge.registry import registry_from_data
+from boocoder_bridge.reports import load_json, safe_text
 from boocoder_bridge.settings import MAX_NAME_CHARS, MAX_TOKENS
 
 KINDS = ["llama-swap", "openai-compatible"]

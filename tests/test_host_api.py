@@ -19,10 +19,10 @@ import pytest
 import uvicorn
 
 from boocoder_bridge import Bridge, hookimpl
-from boocoder_bridge.api_models import OpencodeConfig
 from boocoder_bridge.plugins import make_plugin_manager
-from boocoder_bridge.server import OPERATION_IDS, bind, create_app, url_of
 from boocoder_bridge.settings import MAX_CONTESTANTS, MAX_PROMPT_PARTS
+from boocoder_bridge.web.api import OpencodeConfig
+from boocoder_bridge.web.app import OPERATION_IDS, bind, create_app, url_of
 from tests.fakehost import llama_swap_body
 from tests.helpers import deepseek, down, llama_swap
 

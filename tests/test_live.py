@@ -238,7 +238,7 @@ class FlappingEvents(HostileEvents):
 def test_a_flapping_host_is_discovered_at_most_once_a_second(tmp_path: Path) -> None:
     """Every changed push message asked for a rediscovery: a host flipping its states as fast as it can got about
     9 GET /v1/models a second, each answer an fsync'd cache write, and kept serve's CPU busy reading."""
-    from boocoder_bridge.live import ROUND_MIN_S
+    from boocoder_bridge.web.live import ROUND_MIN_S
 
     FlappingEvents.model_lists.clear()
     with LoopbackServer(FlappingEvents) as host:
@@ -275,8 +275,9 @@ def test_the_same_answer_again_does_not_rebuild_the_catalog(tmp_path: Path, monk
     rebuilt the whole catalog on the event loop (57 ms for 20 x 500 models) for an identical result."""
     import asyncio
 
-    from boocoder_bridge import Bridge, fleetstate, live
-    from boocoder_bridge.hostdata import HostModel, ProviderReport
+    from boocoder_bridge import Bridge, fleetstate
+    from boocoder_bridge.reports import HostModel, ProviderReport
+    from boocoder_bridge.web import live
 
     registry = tmp_path / "fleet.json"
     registry.write_text(json.dumps({"default_provider": "h", "providers": {
@@ -306,7 +307,7 @@ def test_a_host_streaming_changes_cannot_keep_the_loop_rebuilding(write_registry
     import asyncio
 
     from boocoder_bridge import Bridge, HostModel, ModelState, ProviderReport
-    from boocoder_bridge.live import PUSH_REBUILD_S, LiveCatalog
+    from boocoder_bridge.web.live import PUSH_REBUILD_S, LiveCatalog
 
     registry = write_registry({"default_provider": "sam", "providers": {
         "sam": {"kind": "llama-swap", "base_url": "http://127.0.0.1:9"}}})
@@ -338,8 +339,9 @@ def test_a_favorite_changed_over_the_api_is_in_the_very_next_catalog(write_regis
 
     from fastapi.testclient import TestClient
 
-    from boocoder_bridge import Bridge, live
-    from boocoder_bridge.server import create_app
+    from boocoder_bridge import Bridge
+    from boocoder_bridge.web import live
+    from boocoder_bridge.web.app import create_app
 
     async def never_looks(self: live.LiveCatalog) -> None:
         await asyncio.Event().wait()

@@ -15,7 +15,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from boocoder_bridge import Bridge
 from boocoder_bridge.errors import StateError
-from boocoder_bridge.opencode import NEUTRAL_MODEL, plan_limit, render, write_config
+from boocoder_bridge.opencode.config import NEUTRAL_MODEL, plan_limit, render, write_config
 from tests.fakehost import RESPONSES, llama_swap_body
 from tests.helpers import deepseek, down, opencode_schema_errors
 
@@ -121,7 +121,7 @@ def test_generate_warns_about_unknown_and_small_windows(hosts, write_registry, r
 
 def test_a_warning_names_a_few_models_and_counts_the_rest() -> None:
     """A host with 50,000 models of unknown window once made a 1.2 MB warning line."""
-    from boocoder_bridge.opencode import NOTE_NAMES_SHOWN, window_notes
+    from boocoder_bridge.opencode.config import NOTE_NAMES_SHOWN, window_notes
 
     many = {f"m{i:05d}": {"limit": {"context": 0, "output": 0}} for i in range(50_000)}
     (note,) = window_notes({"provider": {"big": {"models": many}, "few": {"models": {"x": {}}}}})
@@ -169,7 +169,7 @@ def test_pieces_are_the_whole_encoding_byte_for_byte(value, piece_bytes) -> None
     whole config at once and escaping it, whatever the nesting and wherever the pieces are cut."""
     from pydantic_core import to_json
 
-    from boocoder_bridge import opencode
+    from boocoder_bridge.opencode import config as opencode
 
     config = {"$schema": "s", "provider": {"p": {"options": {"apiKey": "{env:OWN_KEY}"}, "whitelist": ["m"],
                                                  "models": {"m": {"name": value}, "n": value, "o": {}}},
@@ -191,7 +191,7 @@ def test_pieces_are_the_whole_encoding_byte_for_byte(value, piece_bytes) -> None
 def test_dispatch_content_fits_one_environment_variable_whatever_the_fleet() -> None:
     """Linux passes at most 128 KiB per environment string: 3,000 models made ``run`` a traceback (E2BIG)."""
     from boocoder_bridge.errors import BridgeError
-    from boocoder_bridge.opencode import CONTENT_LIMIT_BYTES, PINNED_KEYS, dispatch_content
+    from boocoder_bridge.opencode.config import CONTENT_LIMIT_BYTES, PINNED_KEYS, dispatch_content
 
     def entry(models: dict) -> dict:
         return {"npm": "@ai-sdk/openai-compatible", "name": "P", "env": [], "whitelist": list(models),

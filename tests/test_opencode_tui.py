@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from boocoder_bridge import Bridge
-from boocoder_bridge.opencode_tui import BASE_FILE, LOCK_FILE, OPT_OUT_ENV, merge, model_json_path
+from boocoder_bridge.opencode.tui import BASE_FILE, LOCK_FILE, OPT_OUT_ENV, merge, model_json_path
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_a_stuck_or_odd_lock_skips_the_sync_with_a_warning(registry, model_json,
     """The sync lock was waited on forever (and a fifo in its place hung every favorites command)."""
     import fcntl
 
-    from boocoder_bridge import opencode_tui
+    from boocoder_bridge.opencode import tui as opencode_tui
 
     monkeypatch.setattr(opencode_tui, "LOCK_WAIT_S", 0.2)
     lock = isolated / LOCK_FILE

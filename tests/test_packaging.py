@@ -21,7 +21,7 @@ def test_wheel_ships_schemas_and_a_working_command(tmp_path: Path) -> None:
     for schema in ("providers", "resolve", "models"):
         assert f"boocoder_bridge/schemas/{schema}.schema.json" in names
     for page_file in ("index.html", "picker.js", "picker.css"):  # the picker page serve shows at /
-        assert f"boocoder_bridge/static/{page_file}" in names
+        assert f"boocoder_bridge/web/static/{page_file}" in names
     venv = tmp_path / "venv"
     pip_install(make_venv(venv), "--no-deps", "--force-reinstall", str(wheel))
     done = subprocess.run([venv / "bin" / "boocoder-bridge", "--registry", str(FIXTURES / "fleet.example.json"),

@@ -219,7 +219,7 @@ def test_a_pushed_state_shows_before_the_discovery_it_triggers(write_registry) -
     import asyncio
 
     from boocoder_bridge import HostModel, ProviderReport
-    from boocoder_bridge.live import PUSH_REBUILD_S, LiveCatalog
+    from boocoder_bridge.web.live import PUSH_REBUILD_S, LiveCatalog
 
     registry = write_registry({"default_provider": "box", "providers": {
         "box": {"kind": "llama-cpp", "base_url": "http://127.0.0.1:9"}}})

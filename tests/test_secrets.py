@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from boocoder_bridge import Bridge
-from boocoder_bridge.server import create_app
+from boocoder_bridge.web.app import create_app
 from tests.fakehost import llama_swap_body
 from tests.helpers import deepseek, llama_swap
 

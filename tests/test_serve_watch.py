@@ -245,8 +245,8 @@ def test_a_reload_restarts_only_what_changed(tmp_path: Path) -> None:
     import asyncio
 
     from boocoder_bridge.bridge import Bridge
-    from boocoder_bridge.live import LiveCatalog
     from boocoder_bridge.registry import registry_from_data
+    from boocoder_bridge.web.live import LiveCatalog
     from tests.helpers import down, registry_data
 
     data = registry_data({"a": down(0.2), "b": down(0.2)})

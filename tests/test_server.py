@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from boocoder_bridge.opencode import render
+from boocoder_bridge.opencode.config import render
 from boocoder_bridge.settings import MAX_REQUEST_BYTES
 from tests.conftest import unused_port
 from tests.fakehost import FakeHost, llama_swap_body

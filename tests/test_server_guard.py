@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boocoder_bridge.httpguard import HostPolicy, host_name
+from boocoder_bridge.web.guard import HostPolicy, host_name
 from tests.fakehost import FakeHost, llama_swap_body
 from tests.helpers import start_server
 

@@ -10,9 +10,9 @@ import pytest
 
 from boocoder_bridge.catalog import build_catalog, why_hidden
 from boocoder_bridge.errors import ModelIdError, ProviderUnavailableError
-from boocoder_bridge.hostdata import HostModel, ProviderReport
-from boocoder_bridge.opencode import OPENCODE_OUTPUT_CAP, plan_limit
+from boocoder_bridge.opencode.config import OPENCODE_OUTPUT_CAP, plan_limit
 from boocoder_bridge.registry import registry_from_data
+from boocoder_bridge.reports import HostModel, ProviderReport
 from boocoder_bridge.routing import Resolver
 from tests.helpers import deepseek, llama_swap, registry_data
 

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from boocoder_bridge import (
+    PROPS_CONCURRENCY,
+    PROPS_LOOKUPS,
     HostError,
     HostModel,
     ModelState,
@@ -47,7 +49,6 @@ from boocoder_bridge import (
     positive_int,
     read_events,
 )
-from boocoder_bridge.settings import PROPS_CONCURRENCY, PROPS_LOOKUPS
 
 if TYPE_CHECKING:
     from boocoder_bridge import HostClient, Provider

@@ -250,10 +250,10 @@ def instructions(fleet: DemoFleet, url: str, opencode: str | None) -> str:
 def run_demo(port: int = 0, out: Any = None, err: Any = None) -> int:
     """Start the fleet and ``serve`` on it until Ctrl-C (or SIGTERM); always clean up."""
     from ..bridge import Bridge
-    from ..dispatch import find_opencode
     from ..errors import OpencodeNotFoundError
-    from ..server import serve
+    from ..opencode.runner import find_opencode
     from ..settings import environ
+    from ..web.app import serve
 
     out, err = out or sys.stdout, err or sys.stderr
 

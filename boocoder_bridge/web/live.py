@@ -27,7 +27,7 @@ only slows itself. Its frames (the next version's, and the full snapshot a new c
 version, whoever asks, from the catalog JSON already encoded: 200 clients connecting at once on a 9,000-model
 catalog each encoded it again before (8.6 ms each, all on the event loop). A frame goes out in
 ``EVENT_CHUNK_BYTES`` pieces, so a client that stops reading holds one piece, not a copy of the frame (the
-socket limits are set in server.py).
+socket limits are set in app.py).
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from . import sse
-from .catalog import Catalog
-from .errors import BridgeError
-from .hostdata import HostModel, ProviderReport
-from .kinds import PushUnsupported, has_push_channel
-from .probe import Watch
-from .registry import Provider, Registry, load_registry
-from .settings import (
+from .. import sse
+from ..catalog import Catalog
+from ..errors import BridgeError
+from ..kinds import PushUnsupported, has_push_channel
+from ..probe import Watch
+from ..registry import Provider, Registry, load_registry
+from ..reports import HostModel, ProviderReport
+from ..settings import (
     CLIENT_RETRY_MS,
     DISPATCH_LEASE_S,
     EVENT_CHUNK_BYTES,
@@ -75,9 +75,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from .bridge import Bridge
-    from .fleetstate import FleetSource, FleetState
-    from .kinds import ModelState
+    from ..bridge import Bridge
+    from ..fleetstate import FleetSource, FleetState
+    from ..kinds import ModelState
 
 log = logging.getLogger("boocoder_bridge")
 
@@ -392,7 +392,7 @@ class LiveCatalog:
 
     def _favorites_stamp(self) -> tuple[Any, ...]:
         """Changes whenever another process writes the favorites database or opencode's TUI list."""
-        from . import opencode_tui
+        from ..opencode import tui as opencode_tui
 
         tui = opencode_tui.model_json_path(self.bridge.env) if opencode_tui.enabled(self.bridge.env) else None
         return _stamp(self.bridge.favorites.path), _stamp(tui) if tui else None

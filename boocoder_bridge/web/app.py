@@ -21,27 +21,14 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .api_models import (
-    ID_RULES,
-    ArenaPlan,
-    ArenaRequest,
-    CompactionChoice,
-    DispatchPlan,
-    DispatchRequest,
-    ErrorBody,
-    OpencodeConfig,
-    Resolution,
-)
-from .bridge import Bridge
-from .catalog import Catalog
-from .dispatch import Dispatch
-from .errors import BridgeError, ModelIdError, ServeError
-from .fleetstate import ProviderRow
-from .httpguard import HostPolicy, RequestGuard
-from .live import CatalogEvent, LiveCatalog
-from .opencode import render_pieces
-from .routing import Purpose, Route
-from .settings import (
+from ..bridge import Bridge
+from ..catalog import Catalog
+from ..errors import BridgeError, ModelIdError, ServeError
+from ..fleetstate import ProviderRow
+from ..opencode.config import render_pieces
+from ..opencode.runner import Dispatch
+from ..routing import Purpose, Route
+from ..settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DISPATCH_LEASE_S,
@@ -54,6 +41,19 @@ from .settings import (
     WATCH_INTERVAL_S,
     WATCH_MISSES,
 )
+from .api import (
+    ID_RULES,
+    ArenaPlan,
+    ArenaRequest,
+    CompactionChoice,
+    DispatchPlan,
+    DispatchRequest,
+    ErrorBody,
+    OpencodeConfig,
+    Resolution,
+)
+from .guard import HostPolicy, RequestGuard
+from .live import CatalogEvent, LiveCatalog
 
 log = logging.getLogger("boocoder_bridge")
 T = TypeVar("T")
@@ -228,7 +228,7 @@ class _BodyLimit:
 
 def create_app(bridge: Bridge, token: str | None = None, *, bound: str = DEFAULT_HOST,
                allowed_hosts: Iterable[str] = ()) -> FastAPI:
-    """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see httpguard).
+    """The API. ``bound`` and ``allowed_hosts`` say which ``Host`` headers name this server (see guard.py).
 
     Run with its lifespan (as ``serve`` does), the catalog is kept current in the background and pushed on
     ``GET /api/events``; every request reads the live fleet snapshot and none waits on a host.
@@ -425,7 +425,7 @@ def is_loopback(host: str) -> bool:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document made into a good client: a short ID per operation (:data:`OPERATION_IDS`; FastAPI's own
     is per route, and PUT and DELETE of a favorite share one route so a 405 names both), the guard's answers
-    (401, 403, 421; httpguard.py) and 500 on every operation, the bearer scheme, and the event stream's data."""
+    (401, 403, 421; guard.py) and 500 on every operation, the bearer scheme, and the event stream's data."""
     if app.openapi_schema is None:
         import warnings
 

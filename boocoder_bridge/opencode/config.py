@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from .errors import BridgeError
-from .files import atomic_write, holds
-from .registry import Provider
-from .routing import ModelFacts
-from .settings import (
+from ..errors import BridgeError
+from ..files import atomic_write, holds
+from ..registry import Provider
+from ..routing import ModelFacts
+from ..settings import (
     DEFAULT_HEADROOM_CAP,
     DEFAULT_HEADROOM_SHARE,
     DEFAULT_OUTPUT_SHARE,

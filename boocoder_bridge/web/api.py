@@ -1,7 +1,7 @@
 """The HTTP API's request and answer bodies: the single source of the OpenAPI document a host's client is
 generated from (openapi-typescript, openapi-generator, ...).
 
-Why a module of their own: ``server.py`` stays a route table, and each shape here says what a TypeScript host sends
+Why a module of their own: ``app.py`` stays a route table, and each shape here says what a TypeScript host sends
 and gets, field by field. Answers are built from the library's own objects (``Route``, ``Dispatch``,
 ``ArenaMatch``, ``Compaction``), never computed again here.
 """
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .hostdata import Status
-from .routing import Route
-from .settings import MAX_CONTENT_CHARS, MAX_CONTESTANTS, MAX_ID_CHARS, MAX_PROMPT_PART_CHARS, MAX_PROMPT_PARTS
+from ..reports import Status
+from ..routing import Route
+from ..settings import MAX_CONTENT_CHARS, MAX_CONTESTANTS, MAX_ID_CHARS, MAX_PROMPT_PART_CHARS, MAX_PROMPT_PARTS
 
 if TYPE_CHECKING:
-    from .bridge import Compaction
-    from .dispatch import ArenaMatch, Dispatch
-    from .hostdata import ProviderReport
+    from ..bridge import Compaction
+    from ..opencode.runner import ArenaMatch, Dispatch
+    from ..reports import ProviderReport
 
 ID_RULES = ("provider/model (split at the first '/'; the model part may hold '/' and ':') or a legacy bare ID; "
             "at most 512 characters, no whitespace or control characters. Anything else gets 422.")

@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BridgeError
-from .files import atomic_write, read_capped
-from .settings import REGISTRY_ENV, STATE_DIR_ENV
+from ..errors import BridgeError
+from ..files import atomic_write, read_capped
+from ..settings import REGISTRY_ENV, STATE_DIR_ENV
 
 FILE_NAME = "boocoder-bridge.js"
 MARKER = "// boocoder-bridge opencode plugin"  # the first line: a file without it is not ours to replace or remove

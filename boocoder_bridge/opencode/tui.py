@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ModelIdError
-from .files import ReadRefused, atomic_write, ensure_dir, read_capped
-from .ids import ModelRef
-from .settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
-from .settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
-from .settings import OPENCODE_TUI_LOCK_FILE as LOCK_FILE
+from ..errors import ModelIdError
+from ..files import ReadRefused, atomic_write, ensure_dir, read_capped
+from ..ids import ModelRef
+from ..settings import OPENCODE_TUI_BASE_FILE as BASE_FILE
+from ..settings import OPENCODE_TUI_ENV as OPT_OUT_ENV
+from ..settings import OPENCODE_TUI_LOCK_FILE as LOCK_FILE
 
 MAX_MODEL_JSON_BYTES = 4 * 1024 * 1024
 LOCK_WAIT_S = 10.0  # a sync takes milliseconds; one held longer is stuck, and is not waited for

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import BridgeError, HostLostError, OpencodeNotFoundError, OpencodeTimeoutError
-from .routing import Route
-from .settings import OPENCODE_CONTENT_ENV, OPENCODE_ENV, STOP_GRACE_S, environ
+from ..errors import BridgeError, HostLostError, OpencodeNotFoundError, OpencodeTimeoutError
+from ..routing import Route
+from ..settings import OPENCODE_CONTENT_ENV, OPENCODE_ENV, STOP_GRACE_S, environ
 
 if TYPE_CHECKING:
-    from .probe import Watch
+    from ..probe import Watch
 
 Mode = Literal["run", "acp"]
 
