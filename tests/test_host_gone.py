@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -251,3 +252,33 @@ def test_stopping_the_bridge_stops_opencode_too(opencode, hosts, tmp_path, write
     assert done.code == 130 and "Traceback" not in done.err
     time.sleep(0.5)
     assert running_with(token) == []
+
+
+def test_an_arena_contestant_that_lost_opencodes_first_start_race_runs_again(hosts, tmp_path, write_registry) -> None:
+    """opencode 1.18.33 creates its database at start, unguarded: of two started at once on a fresh data dir, one
+    may exit 1 with 'Failed query: CREATE TABLE ...' before asking its host. That contestant runs once more; any
+    other failure is reported as it is. A stand-in opencode fails that way on its first start only."""
+    from boocoder_bridge.opencode.runner import run_match
+
+    script = tmp_path / "opencode"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        model="$3"
+        mark="{tmp_path}/started-$(echo "$model" | tr / _)"
+        if [ "$model" = "b/coder" ] && [ ! -e "$mark" ]; then
+          touch "$mark"
+          printf 'Error: Unexpected error\\n\\nFailed query: \\n  CREATE TABLE `workspace` (\\n' >&2; exit 1
+        fi
+        if [ "$model" = "c/coder" ]; then echo 'Error: some other failure' >&2; exit 1; fi
+        echo "answer from $model"
+        """))
+    script.chmod(0o755)
+    urls = {name: hosts(name=name, models_body=llama_swap_body("coder")).url for name in "abc"}
+    registry = write_registry(registry_data({name: llama_swap(url) for name, url in urls.items()}))
+    bridge = Bridge.load(registry, tmp_path / "state", env={"BOOCODER_BRIDGE_OPENCODE_TUI": "0"})
+    match = bridge.arena_match(["a/coder", "b/coder", "c/coder"], opencode=str(script))
+    answers = {a.model: a for a in run_match(match, ["hi"], timeout=60)}
+    assert (answers["a/coder"].returncode, answers["a/coder"].output) == (0, "answer from a/coder")
+    assert (answers["b/coder"].returncode, answers["b/coder"].output) == (0, "answer from b/coder")
+    assert (tmp_path / "started-b_coder").exists()  # it did fail once
+    assert answers["c/coder"].returncode == 1 and "some other failure" in answers["c/coder"].output

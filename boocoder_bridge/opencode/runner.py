@@ -205,6 +205,14 @@ def run_one(dispatch: Dispatch, base_env: Mapping[str, str] | None = None, timeo
     return Answer(dispatch.route.id, code, time.monotonic() - started, output)
 
 
+def _lost_the_first_start_race(answer: Answer) -> bool:
+    """Whether opencode failed creating its own database. opencode 1.18.33 migrates its SQLite database at start,
+    unguarded: two of them started at once on a data dir that has none both run ``CREATE TABLE``, and one exits 1
+    with ``Failed query: CREATE TABLE ...`` before it asks any host (seen in about one arena in three on a fresh
+    data dir). Such a contestant is started once more; its host has not been asked anything yet."""
+    return answer.returncode == 1 and "Failed query" in answer.output and "CREATE TABLE" in answer.output
+
+
 def run_match(match: ArenaMatch, prompt: Sequence[str], base_env: Mapping[str, str] | None = None,
               timeout: float | None = None, on_answer: Callable[[Answer], None] | None = None) -> list[Answer]:
     """Run every contestant at once on the same prompt; answers in contestant order. ``on_answer`` hears of
@@ -215,6 +223,8 @@ def run_match(match: ArenaMatch, prompt: Sequence[str], base_env: Mapping[str, s
 
     def one(dispatch: Dispatch) -> Answer:
         answer = run_one(dispatch, base_env, timeout, _started=groups.append)
+        if _lost_the_first_start_race(answer):  # the other opencode has made the database by now: once more
+            answer = run_one(dispatch, base_env, timeout, _started=groups.append)
         if on_answer is not None:
             on_answer(answer)
         return answer
