@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -143,6 +144,16 @@ class EventReader:
     def close(self) -> None:
         self._response.close()
         self._client.close()
+
+
+def stalled_events_client(url: str) -> socket.socket:
+    """A client of ``GET /api/events`` that never reads a byte, with a tiny receive buffer so the server's fill."""
+    port = int(url.rsplit(":", 1)[1])
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", port))
+    stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return stalled
 
 
 def group(catalog: dict[str, Any], provider: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from boocoder_bridge import Bridge, HostModel, ProviderReport
 from boocoder_bridge.settings import SERVE_SEND_BUFFER_BYTES, SERVE_STALL_DROP_S
 from boocoder_bridge.web import live
 from tests.fakehost import llama_swap_body
-from tests.live_fleet import EventReader, Host, favorite_ids, serve_fleet
+from tests.live_fleet import EventReader, Host, favorite_ids, serve_fleet, stalled_events_client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,11 +102,8 @@ def test_a_client_that_never_reads_is_dropped_and_a_reconnect_gets_a_snapshot(tm
     many = [f"model-{i:04d}-" + "x" * 200 for i in range(1500)]  # ~400 KB per event: fills every buffer
     big = Host(name="big", models_body=llama_swap_body(*many))
     with serve_fleet(tmp_path, {"big": {"kind": "llama-swap", "base_url": big.url}}, {"big": big}) as fleet:
+        stalled = stalled_events_client(fleet.url)  # it never reads a byte
         port = int(fleet.url.rsplit(":", 1)[1])
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", port))
-        stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads a byte
         for model in many[:3]:
             assert httpx.put(f"{fleet.url}/api/favorites/big/{model}").status_code == 200
         assert crowd.server_connections(port) == 1

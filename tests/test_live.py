@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from boocoder_bridge.demo.loopback import LoopbackServer
 from tests.conftest import REAL_MODEL, REAL_N_CTX
 from tests.fakehost import llama_swap_body
-from tests.live_fleet import EventReader, Host, favorite_ids, group, serve_fleet
+from tests.live_fleet import EventReader, Host, favorite_ids, group, serve_fleet, stalled_events_client
 
 
 @pytest.fixture
@@ -128,11 +127,7 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(tmp_path: Path) -
     many = [f"model-{i:04d}-" + "x" * 200 for i in range(1500)]  # ~400 KB per event: fills socket buffers fast
     big = Host(name="big", models_body=llama_swap_body(*many))
     with serve_fleet(tmp_path, {"big": {"kind": "llama-swap", "base_url": big.url}}, {"big": big}) as fleet:
-        port = int(fleet.url.rsplit(":", 1)[1])
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", port))
-        stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads a byte
+        stalled = stalled_events_client(fleet.url)  # it never reads a byte
         reader = EventReader(fleet.url)
         reader.next()
         for model in many[:12]:  # 12 new versions: more than the stalled socket's buffers can take
